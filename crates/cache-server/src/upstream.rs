@@ -1,0 +1,170 @@
+//! The upstream link: dial the drone (or another cache-server), publish every frame it sends,
+//! and redial with capped exponential backoff whenever it is absent or drops. Viewers never
+//! notice beyond a pause in fresh frames: they are served from the watch channel, not from
+//! this connection.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use framing::Frame;
+use relay::{SubscribeOptions, subscribe};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// State of the upstream link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamState {
+    /// Dialling for the first time.
+    Connecting,
+    /// Connected and receiving.
+    Up,
+    /// Lost or never reached; redialling.
+    Down,
+    /// Shut down.
+    Stopped,
+}
+
+impl fmt::Display for UpstreamState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UpstreamState::Connecting => "connecting",
+            UpstreamState::Up => "up",
+            UpstreamState::Down => "down",
+            UpstreamState::Stopped => "stopped",
+        })
+    }
+}
+
+/// Counters of the upstream link.
+#[derive(Debug)]
+pub struct UpstreamStats {
+    state: watch::Sender<UpstreamState>,
+    frames_in: AtomicU64,
+    bytes_in: AtomicU64,
+    connects: AtomicU64,
+}
+
+impl UpstreamStats {
+    pub(crate) fn new() -> UpstreamStats {
+        UpstreamStats {
+            state: watch::Sender::new(UpstreamState::Connecting),
+            frames_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            connects: AtomicU64::new(0),
+        }
+    }
+
+    /// The link's state now.
+    pub fn state(&self) -> UpstreamState {
+        *self.state.borrow()
+    }
+
+    /// A receiver that sees every change of state.
+    pub fn watch_state(&self) -> watch::Receiver<UpstreamState> {
+        self.state.subscribe()
+    }
+
+    /// Frames received from upstream so far.
+    pub fn frames_in(&self) -> u64 {
+        self.frames_in.load(Ordering::Relaxed)
+    }
+
+    /// Bytes received from upstream so far (wire bytes).
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(Ordering::Relaxed)
+    }
+
+    /// Successful connections so far (1 + reconnections).
+    pub fn connects(&self) -> u64 {
+        self.connects.load(Ordering::Relaxed)
+    }
+}
+
+/// Redial pacing.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// First pause after a failure.
+    pub initial: Duration,
+    /// Longest pause.
+    pub max: Duration,
+}
+
+/// Runs the link until `shutdown`.
+pub(crate) async fn run(
+    addr: String,
+    options: SubscribeOptions,
+    backoff: Backoff,
+    publish: watch::Sender<Option<Frame>>,
+    stats: Arc<UpstreamStats>,
+    shutdown: CancellationToken,
+) {
+    let mut pause = backoff.initial;
+    let mut down_since: Option<Instant> = None;
+    let mut attempts = 0u64;
+    loop {
+        attempts += 1;
+        let dialled = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            dialled = subscribe(&addr, &options) => dialled,
+        };
+        match dialled {
+            Ok(mut sub) => {
+                let agent = sub.source_hello().agent.clone();
+                match down_since.take() {
+                    Some(since) => info!(
+                        %agent, down_for = ?since.elapsed(), attempts, "upstream back"
+                    ),
+                    None => info!(%agent, "upstream connected"),
+                }
+                attempts = 0;
+                stats.connects.fetch_add(1, Ordering::Relaxed);
+                stats.state.send_replace(UpstreamState::Up);
+                let mut received = 0u64;
+                let ended = loop {
+                    let next = tokio::select! {
+                        _ = shutdown.cancelled() => {
+                            sub.close().await;
+                            stats.state.send_replace(UpstreamState::Stopped);
+                            return;
+                        }
+                        next = sub.next_frame() => next,
+                    };
+                    match next {
+                        Ok(Some(frame)) => {
+                            received += 1;
+                            stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                            stats.bytes_in.fetch_add(frame.wire_len() as u64, Ordering::Relaxed);
+                            publish.send_replace(Some(frame));
+                        }
+                        Ok(None) => break "upstream closed the stream".to_owned(),
+                        Err(err) => break err.to_string(),
+                    }
+                };
+                warn!(reason = %ended, frames = received, "upstream lost; redialling");
+                if received > 0 {
+                    pause = backoff.initial;
+                }
+                down_since = Some(Instant::now());
+            }
+            Err(err) => {
+                if attempts == 1 {
+                    warn!(%err, "upstream unavailable; redialling with backoff up to {:?}", backoff.max);
+                } else {
+                    debug!(%err, attempts, "upstream still unavailable");
+                }
+                down_since.get_or_insert_with(Instant::now);
+            }
+        }
+        stats.state.send_replace(UpstreamState::Down);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(backoff.max);
+    }
+    stats.state.send_replace(UpstreamState::Stopped);
+}

@@ -1,0 +1,120 @@
+//! The headless viewer: receive, decode and measure frames without a window. Scripts, tests
+//! and the demo (where no display exists) use it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use relay::SubscribeOptions;
+use relay::clock::age_ms;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::decode::Decoder;
+use crate::link::{Event, Link};
+use crate::report::{Report, Tracker};
+
+/// What the headless viewer does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Stop after this many frames (`None`: until shutdown).
+    pub frames: Option<u64>,
+    /// Give up after this long.
+    pub timeout: Option<Duration>,
+    /// Redial when the server goes away (otherwise stop).
+    pub reconnect: bool,
+    /// Write every received JPEG, untouched, to this MJPEG file.
+    pub record: Option<PathBuf>,
+    /// How to dial.
+    pub subscribe: SubscribeOptions,
+    /// Called with the report so far after every frame (the demo's stats line uses it).
+    pub progress_every: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            frames: None,
+            timeout: None,
+            reconnect: true,
+            record: None,
+            subscribe: SubscribeOptions {
+                agent: concat!("client/", env!("CARGO_PKG_VERSION")).into(),
+                ..SubscribeOptions::default()
+            },
+            progress_every: None,
+        }
+    }
+}
+
+/// Receives from `addr` until the frame count, the timeout or `shutdown`, and returns what
+/// it saw. Fails only when the link gives up before a single frame arrived.
+pub async fn run(addr: &str, options: Options, shutdown: CancellationToken) -> anyhow::Result<Report> {
+    let mut recorder = match &options.record {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("could not create recording {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let deadline = options.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut link = Link::new(addr, options.subscribe.clone(), options.reconnect);
+    let mut tracker = Tracker::new();
+    let mut decoder = Decoder::default();
+    let mut connected_once = false;
+    let mut last_progress = tokio::time::Instant::now();
+    while options.frames.is_none_or(|n| tracker.frames() < n) {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = sleep_until(deadline) => {
+                warn!(frames = tracker.frames(), "timed out before receiving every frame");
+                break;
+            }
+            event = link.next() => event,
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(err) if tracker.frames() == 0 => return Err(err),
+            Err(err) => {
+                warn!(error = %format!("{err:#}"), "stopped early");
+                break;
+            }
+        };
+        match event {
+            Event::Connected(_) if connected_once => tracker.reconnected(),
+            Event::Connected(_) => connected_once = true,
+            Event::Lost(_) => {}
+            Event::Frame(frame, at) => {
+                let age = age_ms(frame.header().capture_us);
+                let decoded = decoder.decode(frame.payload()).ok().map(|p| (p.width, p.height));
+                tracker.record(frame.header(), frame.payload().len(), age, at, decoded);
+                if let Some(out) = recorder.as_mut() {
+                    out.write_all(frame.payload()).context("could not write the recording")?;
+                }
+                if let Some(every) = options.progress_every {
+                    if at.duration_since(last_progress) >= every {
+                        last_progress = at;
+                        let r = tracker.report();
+                        tracing::info!(
+                            "{} frames, {:.1} fps, age p50 {:.1} ms p99 {:.1} ms, {}x{}",
+                            r.frames, r.fps, r.age_ms_p50, r.age_ms_p99, r.width, r.height
+                        );
+                    }
+                }
+            }
+        }
+    }
+    link.close().await;
+    if let Some(mut out) = recorder {
+        out.flush().context("could not write the recording")?;
+    }
+    Ok(tracker.report())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

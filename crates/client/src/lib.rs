@@ -1,0 +1,20 @@
+//! The dronecast viewer: receives a stream from a cache-server (or a drone), decodes the JPEG
+//! frames and shows them in a window, or measures them headless.
+//!
+//! # Layout
+//! - [`link`] — the redialling connection, as a sequence of events.
+//! - [`decode`] — JPEG decoding into a reused buffer.
+//! - [`report`] — per-viewer measurements (order, freshness, rate) and their JSON report.
+//! - [`headless`] — receive N frames without a window, optionally recording them.
+//! - [`window`] — the minifb window.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod decode;
+pub mod headless;
+pub mod link;
+pub mod report;
+pub mod window;
+
+pub use report::Report;

@@ -1,0 +1,113 @@
+//! The capture thread: opens the source, produces frames at the requested rate and publishes
+//! each into the watch channel that the server's viewers read.
+//!
+//! Capture and encoding run on a thread of their own and publish with `send_replace`, which
+//! never waits: a slow network cannot hold up capture, and capture cannot hold up the network.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use framing::{Codec, Frame, FrameHeader};
+use relay::clock::now_us;
+use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::source::{self, Format, SourceSpec};
+
+/// What the capture thread needs.
+pub struct CaptureTask {
+    /// Which source to open.
+    pub spec: SourceSpec,
+    /// What to ask it for.
+    pub format: Format,
+    /// Where each frame is published.
+    pub publish: watch::Sender<Option<Frame>>,
+    /// Number of connected viewers; capture pauses at zero unless `always` is set.
+    pub viewers: watch::Receiver<usize>,
+    /// Capture even with no viewers.
+    pub always: bool,
+    /// Stops the thread.
+    pub stop: CancellationToken,
+}
+
+impl CaptureTask {
+    /// Starts the thread and waits until the source has opened, so that a missing camera or
+    /// unreadable file is an error at start-up, not at the first viewer. Returns the
+    /// source's description and the thread's handle.
+    pub async fn start(self) -> anyhow::Result<(String, thread::JoinHandle<()>)> {
+        let (opened_tx, opened_rx) = oneshot::channel();
+        let runtime = tokio::runtime::Handle::current();
+        let handle = thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || {
+                // The source is opened on this thread: camera handles are not `Send`.
+                let source = match source::open(&self.spec, self.format) {
+                    Ok(source) => source,
+                    Err(err) => {
+                        let _ = opened_tx.send(Err(err));
+                        return;
+                    }
+                };
+                let _ = opened_tx.send(Ok(source.describe()));
+                self.run(source, &runtime);
+            })
+            .context("could not start the capture thread")?;
+        let described = opened_rx.await.context("capture thread ended while opening")??;
+        Ok((described, handle))
+    }
+
+    fn run(self, mut source: Box<dyn source::Source>, runtime: &tokio::runtime::Handle) {
+        let interval = Duration::from_secs_f64(1.0 / f64::from(self.format.fps.max(1)));
+        let mut viewers = self.viewers.clone();
+        let mut seq = 0u64;
+        let mut next = Instant::now();
+        while !self.stop.is_cancelled() {
+            if !self.always && *viewers.borrow_and_update() == 0 {
+                // Nobody watches: stop capturing (a Pi stays cool) and drop the cached frame
+                // so the next viewer is not handed a stale picture.
+                self.publish.send_replace(None);
+                info!("no viewers; capture paused");
+                runtime.block_on(async {
+                    tokio::select! {
+                        _ = viewers.wait_for(|n| *n > 0) => {}
+                        _ = self.stop.cancelled() => {}
+                    }
+                });
+                info!("viewer connected; capture running");
+                next = Instant::now();
+                continue;
+            }
+            let paced = source.self_paced();
+            if !paced {
+                let now = Instant::now();
+                if next > now {
+                    thread::sleep(next - now);
+                } else if now - next > interval {
+                    next = now; // fell behind (slow encode, suspended): don't burst to catch up
+                }
+                next += interval;
+            }
+            let before = now_us();
+            match source.next_frame() {
+                Ok(captured) => {
+                    let capture_us = if paced { now_us() } else { before };
+                    let header = FrameHeader {
+                        seq,
+                        capture_us,
+                        codec: Codec::Jpeg,
+                        width: captured.width,
+                        height: captured.height,
+                    };
+                    self.publish.send_replace(Some(Frame::new(header, &[], captured.jpeg)));
+                    seq += 1;
+                }
+                Err(err) => {
+                    warn!(error = %format!("{err:#}"), "capture failed; retrying in 1 s");
+                    thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The dronecast drone: runs beside a camera, captures JPEG frames and serves the newest one
+//! to every relay (cache-server or client) that connects.
+//!
+//! # Layout
+//! - [`source`] — the [`source::Source`] trait and the sources: test pattern, file, camera.
+//! - [`capture`] — the capture thread that paces a source and publishes its frames.
+//! - [`run`] — ties the capture thread to a [`relay::Server`] on a listener.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod capture;
+pub mod source;
+
+use anyhow::Context;
+use framing::Frame;
+use relay::{Server, ServerConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use source::{Format, SourceSpec};
+
+/// Everything the drone needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Which source to capture from.
+    pub source: SourceSpec,
+    /// Size, rate and JPEG quality.
+    pub format: Format,
+    /// Keep capturing while no relay is connected.
+    pub always_capture: bool,
+    /// How relays are served.
+    pub server: ServerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: SourceSpec::Test,
+            format: Format { width: 640, height: 480, fps: 30, quality: 80 },
+            always_capture: false,
+            server: ServerConfig {
+                agent: concat!("drone/", env!("CARGO_PKG_VERSION")).into(),
+                ..ServerConfig::default()
+            },
+        }
+    }
+}
+
+/// Opens the source, then serves its frames on `listener` until `shutdown` is cancelled.
+/// Fails at once when the source cannot be opened.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (publish, latest) = watch::channel::<Option<Frame>>(None);
+    let server = Server::new(config.server);
+    let stop = shutdown.child_token();
+    let task = capture::CaptureTask {
+        spec: config.source.clone(),
+        format: config.format,
+        publish,
+        viewers: server.stats().watch_viewers(),
+        always: config.always_capture,
+        stop: stop.clone(),
+    };
+    let (described, capture) = task
+        .start()
+        .await
+        .with_context(|| format!("could not open source '{}'", config.source))?;
+    let addr = listener.local_addr().context("listener has no local address")?;
+    info!(%addr, "drone serving {described}");
+    server.run(listener, latest, shutdown).await;
+    stop.cancel();
+    tokio::task::spawn_blocking(move || capture.join())
+        .await
+        .context("capture thread did not stop")?
+        .map_err(|_| anyhow::anyhow!("capture thread panicked"))?;
+    info!("drone stopped");
+    Ok(())
+}

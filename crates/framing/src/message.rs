@@ -1,0 +1,306 @@
+//! The messages and their byte layout. Nothing here does I/O.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut, buf::Chain};
+
+use crate::{LENGTH_PREFIX_LEN, MAGIC, PROTOCOL_VERSION, codec::FramingError};
+
+pub(crate) const KIND_HELLO: u8 = b'H';
+pub(crate) const KIND_FRAME: u8 = b'F';
+pub(crate) const KIND_REFUSED: u8 = b'R';
+pub(crate) const KIND_GOODBYE: u8 = b'B';
+
+/// Bytes of the frame header that follow the kind byte:
+/// codec, flags, seq, capture time, width, height, metadata length.
+pub const FRAME_HEADER_LEN: usize = 1 + 2 + 8 + 8 + 4 + 4 + 4;
+
+/// Offset of the metadata inside a frame's wire bytes (prefix + kind + header).
+const FRAME_META_OFFSET: usize = LENGTH_PREFIX_LEN + 1 + FRAME_HEADER_LEN;
+
+/// One decoded message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// The first message of each side of every connection.
+    Hello(Hello),
+    /// One encoded video frame.
+    Frame(Frame),
+    /// The server will not serve this peer (full, wrong version …); it closes next.
+    Refused(String),
+    /// The sender is shutting down cleanly; it closes next.
+    Goodbye(String),
+}
+
+impl Message {
+    /// A short name for logs ("hello", "frame" …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "hello",
+            Message::Frame(_) => "frame",
+            Message::Refused(_) => "refused",
+            Message::Goodbye(_) => "goodbye",
+        }
+    }
+
+    /// Encodes a refusal, length prefix included.
+    pub fn refused(reason: &str) -> Bytes {
+        encode_text(KIND_REFUSED, reason)
+    }
+
+    /// Encodes a goodbye, length prefix included.
+    pub fn goodbye(reason: &str) -> Bytes {
+        encode_text(KIND_GOODBYE, reason)
+    }
+}
+
+/// Which end of a connection sent a hello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Serves frames: a drone or a cache-server's viewer port.
+    Source = 1,
+    /// Receives frames: a client, a bench viewer, or a cache-server dialling its upstream.
+    Viewer = 2,
+}
+
+/// The opening message of each side of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// Protocol version of the sender.
+    pub version: u16,
+    /// Which end the sender is.
+    pub role: Role,
+    /// Free-form name of the sending program, for logs (`"client/0.1.0"`). At most 255 bytes.
+    pub agent: String,
+    /// Access token. Reserved: sent empty and ignored by this version.
+    pub token: Bytes,
+    /// Name of the stream asked for or served. Reserved: sent empty and ignored by this version.
+    pub stream: String,
+}
+
+impl Hello {
+    /// A hello of this protocol version with no token and the default stream.
+    pub fn new(role: Role, agent: &str) -> Hello {
+        let mut agent = agent.to_owned();
+        truncate_utf8(&mut agent, u8::MAX as usize);
+        Hello { version: PROTOCOL_VERSION, role, agent, token: Bytes::new(), stream: String::new() }
+    }
+
+    /// Encodes the hello, length prefix included.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut body = BytesMut::with_capacity(64);
+        body.put_u8(KIND_HELLO);
+        body.put_slice(&MAGIC);
+        body.put_u16(self.version);
+        body.put_u8(self.role as u8);
+        let agent = &self.agent.as_bytes()[..self.agent.len().min(u8::MAX as usize)];
+        body.put_u8(agent.len() as u8);
+        body.put_slice(agent);
+        put_short(&mut body, &self.token);
+        put_short(&mut body, self.stream.as_bytes());
+        prefixed(body)
+    }
+
+    /// Parses a hello body (after the kind byte). The magic has been checked by the caller.
+    pub(crate) fn parse(mut body: &[u8]) -> Result<Hello, FramingError> {
+        let bad = |why| FramingError::Malformed { what: "hello", why };
+        if body.remaining() < MAGIC.len() + 2 + 1 + 1 {
+            return Err(bad("too short"));
+        }
+        body.advance(MAGIC.len());
+        let version = body.get_u16();
+        if version != PROTOCOL_VERSION {
+            return Err(FramingError::VersionMismatch { theirs: version, ours: PROTOCOL_VERSION });
+        }
+        let role = match body.get_u8() {
+            1 => Role::Source,
+            2 => Role::Viewer,
+            _ => return Err(bad("unknown role")),
+        };
+        let agent_len = body.get_u8() as usize;
+        let agent = take(&mut body, agent_len).ok_or(bad("agent runs past the end"))?;
+        let agent = String::from_utf8_lossy(agent).into_owned();
+        let token = take_short(&mut body).ok_or(bad("token runs past the end"))?;
+        let stream = take_short(&mut body).ok_or(bad("stream name runs past the end"))?;
+        let stream = std::str::from_utf8(stream).map_err(|_| bad("stream name is not UTF-8"))?;
+        Ok(Hello {
+            version,
+            role,
+            agent,
+            token: Bytes::copy_from_slice(token),
+            stream: stream.to_owned(),
+        })
+    }
+}
+
+/// How a frame's image is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// A baseline or progressive JPEG (what MJPEG cameras produce).
+    Jpeg,
+    /// A codec this version does not know. Relays forward it untouched; viewers skip it.
+    Other(u8),
+}
+
+impl Codec {
+    fn to_u8(self) -> u8 {
+        match self {
+            Codec::Jpeg => 1,
+            Codec::Other(n) => n,
+        }
+    }
+
+    fn from_u8(n: u8) -> Codec {
+        match n {
+            1 => Codec::Jpeg,
+            n => Codec::Other(n),
+        }
+    }
+}
+
+/// The fixed fields of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Sequence number, counted by the source from 0; relays keep it.
+    pub seq: u64,
+    /// Capture time in µs since the Unix epoch, set once at the source; relays keep it.
+    pub capture_us: u64,
+    /// How the image is encoded.
+    pub codec: Codec,
+    /// Image width in pixels.
+    pub width: u32,
+    /// Image height in pixels.
+    pub height: u32,
+}
+
+/// One encoded frame, held as its exact wire bytes.
+///
+/// The bytes are two reference-counted pieces: a small head (length prefix, kind, header,
+/// metadata) and the image payload. Cloning a `Frame` copies neither, so a frame received
+/// once is handed to any number of viewers as reference counts, and a relay forwards the very
+/// bytes it received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    header: FrameHeader,
+    head: Bytes,
+    payload: Bytes,
+}
+
+impl Frame {
+    /// Builds a frame around an encoded image. Only the head (≈ 40 bytes plus `meta`) is
+    /// written here; `payload` is kept by reference.
+    pub fn new(header: FrameHeader, meta: &[u8], payload: Bytes) -> Frame {
+        let body_len = 1 + FRAME_HEADER_LEN + meta.len() + payload.len();
+        let mut head = BytesMut::with_capacity(FRAME_META_OFFSET + meta.len());
+        head.put_u64(body_len as u64);
+        head.put_u8(KIND_FRAME);
+        head.put_u8(header.codec.to_u8());
+        head.put_u16(0); // flags: none defined yet
+        head.put_u64(header.seq);
+        head.put_u64(header.capture_us);
+        head.put_u32(header.width);
+        head.put_u32(header.height);
+        head.put_u32(meta.len() as u32);
+        head.put_slice(meta);
+        Frame { header, head: head.freeze(), payload }
+    }
+
+    /// Splits a complete frame message (length prefix included) without copying it.
+    pub(crate) fn parse(wire: Bytes) -> Result<Frame, FramingError> {
+        let bad = |why| FramingError::Malformed { what: "frame", why };
+        if wire.len() < FRAME_META_OFFSET {
+            return Err(bad("shorter than the frame header"));
+        }
+        let mut h = &wire[LENGTH_PREFIX_LEN + 1..FRAME_META_OFFSET];
+        let codec = Codec::from_u8(h.get_u8());
+        let _flags = h.get_u16();
+        let seq = h.get_u64();
+        let capture_us = h.get_u64();
+        let width = h.get_u32();
+        let height = h.get_u32();
+        let meta_len = h.get_u32() as usize;
+        if meta_len > wire.len() - FRAME_META_OFFSET {
+            return Err(bad("metadata runs past the end"));
+        }
+        let split = FRAME_META_OFFSET + meta_len;
+        let header = FrameHeader { seq, capture_us, codec, width, height };
+        Ok(Frame { header, head: wire.slice(..split), payload: wire.slice(split..) })
+    }
+
+    /// The fixed fields.
+    pub fn header(&self) -> &FrameHeader {
+        &self.header
+    }
+
+    /// Per-frame metadata (telemetry and the like); empty when the source sent none.
+    pub fn meta(&self) -> &[u8] {
+        &self.head[FRAME_META_OFFSET..]
+    }
+
+    /// The encoded image.
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// The complete wire bytes as a two-piece buffer, ready for a vectored write
+    /// (`AsyncWriteExt::write_all_buf`). Costs two reference-count increments.
+    pub fn wire(&self) -> Chain<Bytes, Bytes> {
+        self.head.clone().chain(self.payload.clone())
+    }
+
+    /// Length of [`Frame::wire`] in bytes.
+    pub fn wire_len(&self) -> usize {
+        self.head.len() + self.payload.len()
+    }
+}
+
+fn encode_text(kind: u8, text: &str) -> Bytes {
+    let mut text = text.to_owned();
+    truncate_utf8(&mut text, crate::MAX_CONTROL_LEN - 1);
+    let mut body = BytesMut::with_capacity(1 + text.len());
+    body.put_u8(kind);
+    body.put_slice(text.as_bytes());
+    prefixed(body)
+}
+
+/// Parses the UTF-8 reason of a refused or goodbye message.
+pub(crate) fn parse_text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).into_owned()
+}
+
+fn prefixed(body: BytesMut) -> Bytes {
+    let mut out = BytesMut::with_capacity(LENGTH_PREFIX_LEN + body.len());
+    out.put_u64(body.len() as u64);
+    out.put_slice(&body);
+    out.freeze()
+}
+
+fn put_short(buf: &mut BytesMut, bytes: &[u8]) {
+    let bytes = &bytes[..bytes.len().min(u16::MAX as usize)];
+    buf.put_u16(bytes.len() as u16);
+    buf.put_slice(bytes);
+}
+
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if buf.len() < n {
+        return None;
+    }
+    let (head, rest) = buf.split_at(n);
+    *buf = rest;
+    Some(head)
+}
+
+fn take_short<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    if buf.len() < 2 {
+        return None;
+    }
+    let n = buf.get_u16() as usize;
+    take(buf, n)
+}
+
+fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}

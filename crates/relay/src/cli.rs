@@ -1,0 +1,91 @@
+//! What every binary's `main` shares: logging, the shutdown signal, and the server flags.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::ServerConfig;
+
+/// Flags of every program that serves viewers (drone, cache-server).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Most viewers served at once; one more gets a "server full" refusal.
+    #[arg(long, env = "DRONECAST_MAX_VIEWERS", default_value_t = 10_000)]
+    pub max_viewers: usize,
+    /// Seconds a new connection has to send its hello.
+    #[arg(long, env = "DRONECAST_HANDSHAKE_TIMEOUT", default_value_t = 5.0)]
+    pub handshake_timeout: f64,
+    /// Seconds a viewer may take no data before it is dropped (a laptop gone to sleep).
+    #[arg(long, env = "DRONECAST_VIEWER_TIMEOUT", default_value_t = 30.0)]
+    pub viewer_timeout: f64,
+    /// Bytes of unsent data the kernel may hold per viewer (TCP_NOTSENT_LOWAT); about one frame
+    /// keeps slow viewers fresh. 0 leaves the kernel default.
+    #[arg(long, env = "DRONECAST_NOTSENT_LOWAT", default_value_t = 64 * 1024)]
+    pub notsent_lowat: u32,
+}
+
+impl ServeArgs {
+    /// The server configuration these flags describe.
+    pub fn config(&self, agent: &str) -> Result<ServerConfig, String> {
+        let secs = |name: &str, v: f64| {
+            Duration::try_from_secs_f64(v)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| format!("--{name} must be a positive number of seconds, not {v}"))
+        };
+        Ok(ServerConfig {
+            agent: agent.to_owned(),
+            max_viewers: self.max_viewers,
+            handshake_timeout: secs("handshake-timeout", self.handshake_timeout)?,
+            viewer_timeout: secs("viewer-timeout", self.viewer_timeout)?,
+            notsent_lowat: (self.notsent_lowat > 0).then_some(self.notsent_lowat),
+        })
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default level (`info`).
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// A token cancelled on the first SIGINT (Ctrl-C) or SIGTERM. Must be called inside a tokio
+/// runtime.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let name = wait_for_signal().await;
+        tracing::info!("{name} received; shutting down");
+        cancel.cancel();
+    });
+    token
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
+}

@@ -1,0 +1,315 @@
+//! [`Server`]: serves the newest frame of a stream to every connected viewer.
+//!
+//! Each viewer gets one task that loops: wait until the watched frame changes, clone it out
+//! (two reference counts), write it with one vectored write. While that write waits on a slow
+//! socket, newer frames simply replace each other in the watch channel; when the write
+//! completes the task takes the newest. So a slow viewer skips frames, never sees one twice,
+//! never queues anything, and never slows another viewer.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use framing::{MAX_CONTROL_LEN, Message, MessageCodec, Role};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::timeout;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::{Latest, socket};
+
+/// How a [`Server`] treats its viewers.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Our name in the hello, for the viewers' logs (`"drone/0.1.0"`).
+    pub agent: String,
+    /// Viewers served at once; one more is told it is refused and closed.
+    pub max_viewers: usize,
+    /// A peer that has not sent its hello by then is dropped.
+    pub handshake_timeout: Duration,
+    /// A viewer whose socket takes no frame for this long is dropped (a laptop gone to sleep).
+    pub viewer_timeout: Duration,
+    /// Kernel cap on unsent bytes per viewer socket (see [`socket::tune_sender`]).
+    pub notsent_lowat: Option<u32>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            agent: concat!("dronecast/", env!("CARGO_PKG_VERSION")).into(),
+            max_viewers: 10_000,
+            handshake_timeout: Duration::from_secs(5),
+            viewer_timeout: Duration::from_secs(30),
+            notsent_lowat: Some(64 * 1024),
+        }
+    }
+}
+
+/// Counters a [`Server`] keeps, readable while it runs.
+#[derive(Debug)]
+pub struct ServerStats {
+    viewers: watch::Sender<usize>,
+    frames_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+}
+
+impl ServerStats {
+    /// Viewers connected now (handshake done).
+    pub fn viewers(&self) -> usize {
+        *self.viewers.borrow()
+    }
+
+    /// A receiver that sees the viewer count change, for work that should run only while
+    /// somebody watches.
+    pub fn watch_viewers(&self) -> watch::Receiver<usize> {
+        self.viewers.subscribe()
+    }
+
+    /// Frames written to viewers so far, summed over viewers.
+    pub fn frames_sent(&self) -> u64 {
+        self.frames_sent.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written to viewers so far, summed over viewers.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a viewer connection ended badly.
+#[derive(Debug, thiserror::Error)]
+enum ViewerError {
+    #[error("sent no hello within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("closed the connection before its hello")]
+    ClosedBeforeHello,
+    #[error(transparent)]
+    Protocol(#[from] framing::FramingError),
+    #[error("sent a {0} message, which viewers must not send")]
+    Unexpected(&'static str),
+    #[error("hello says it is a source, not a viewer (two servers dialled each other?)")]
+    NotAViewer,
+    #[error("took no frame for {0:?}; dropping it (asleep or gone?)")]
+    Stalled(Duration),
+    #[error("write failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Serves one stream to many viewers over TCP.
+#[derive(Debug)]
+pub struct Server {
+    config: Arc<ServerConfig>,
+    stats: Arc<ServerStats>,
+}
+
+impl Server {
+    /// A server with this configuration.
+    pub fn new(config: ServerConfig) -> Server {
+        let stats = ServerStats {
+            viewers: watch::Sender::new(0),
+            frames_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+        };
+        Server { config: Arc::new(config), stats: Arc::new(stats) }
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        self.stats.clone()
+    }
+
+    /// Accepts viewers on `listener` and serves each the newest frame of `latest`, until
+    /// `shutdown` is cancelled; then says goodbye to every viewer and returns once all their
+    /// tasks have ended. A viewer also gets a goodbye when the sender of `latest` is dropped.
+    pub async fn run(self, listener: TcpListener, latest: Latest, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.config.max_viewers));
+        // Refusals are cheap but not free: bound how many are in flight during a flood.
+        let refusals = Arc::new(Semaphore::new(64));
+        let tasks = TaskTracker::new();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(conn) => {
+                    backoff = Duration::from_millis(50);
+                    conn
+                }
+                Err(err) => {
+                    // Typically EMFILE: out of file descriptors. Retrying at once would spin
+                    // a core; wait for viewers to leave instead.
+                    warn!(%err, ?backoff, "accept failed; retrying after a pause");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let span = info_span!("viewer", %peer);
+            match slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    let viewer = Viewer {
+                        config: self.config.clone(),
+                        stats: self.stats.clone(),
+                        latest: latest.clone(),
+                        shutdown: shutdown.clone(),
+                    };
+                    tasks.spawn(
+                        async move {
+                            viewer.run(stream, peer).await;
+                            drop(slot);
+                        }
+                        .instrument(span),
+                    );
+                }
+                Err(_) => {
+                    let max = self.config.max_viewers;
+                    warn!(parent: &span, max, "refusing viewer: server full");
+                    if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                        tasks.spawn(async move {
+                            let reason = format!("server full ({max} viewers); try again later");
+                            refuse(stream, &reason).await;
+                            drop(permit);
+                        });
+                    }
+                }
+            }
+        }
+        debug!("listener closed; waiting for viewers to say goodbye");
+        tasks.close();
+        tasks.wait().await;
+    }
+}
+
+async fn refuse(mut stream: TcpStream, reason: &str) {
+    let _ = timeout(Duration::from_secs(1), stream.write_all(&Message::refused(reason))).await;
+}
+
+/// One viewer connection.
+struct Viewer {
+    config: Arc<ServerConfig>,
+    stats: Arc<ServerStats>,
+    latest: Latest,
+    shutdown: CancellationToken,
+}
+
+impl Viewer {
+    async fn run(mut self, stream: TcpStream, peer: SocketAddr) {
+        if let Err(err) = socket::tune_sender(&stream, self.config.notsent_lowat) {
+            debug!(%err, "could not set socket options");
+        }
+        let (read, mut write) = stream.into_split();
+        let mut read = FramedRead::new(read, MessageCodec::with_max_len(MAX_CONTROL_LEN));
+        let agent = match self.handshake(&mut read, &mut write).await {
+            Ok(agent) => agent,
+            Err(err) => {
+                warn!(%err, "dropped peer during handshake");
+                return;
+            }
+        };
+        self.stats.viewers.send_modify(|n| *n += 1);
+        info!(%agent, viewers = self.stats.viewers(), "viewer joined");
+        let mut sent = 0u64;
+        let outcome = self.stream_frames(&mut read, &mut write, &mut sent).await;
+        self.stats.viewers.send_modify(|n| *n -= 1);
+        let viewers = self.stats.viewers();
+        match outcome {
+            Ok(why) => info!(%peer, frames = sent, viewers, "viewer left: {why}"),
+            Err(err) => warn!(%peer, frames = sent, viewers, %err, "viewer dropped"),
+        }
+    }
+
+    async fn handshake(
+        &self,
+        read: &mut FramedRead<OwnedReadHalf, MessageCodec>,
+        write: &mut OwnedWriteHalf,
+    ) -> Result<String, ViewerError> {
+        let wait = self.config.handshake_timeout;
+        let hello = match timeout(wait, read.next()).await {
+            Err(_) => return Err(ViewerError::HandshakeTimeout(wait)),
+            Ok(None) => return Err(ViewerError::ClosedBeforeHello),
+            Ok(Some(message)) => message?,
+        };
+        let hello = match hello {
+            Message::Hello(hello) => hello,
+            other => return Err(ViewerError::Unexpected(other.name())),
+        };
+        if hello.role != Role::Viewer {
+            return Err(ViewerError::NotAViewer);
+        }
+        let ours = framing::Hello::new(Role::Source, &self.config.agent).to_bytes();
+        timeout(wait, write.write_all(&ours))
+            .await
+            .map_err(|_| ViewerError::Stalled(wait))??;
+        Ok(hello.agent)
+    }
+
+    /// Writes the newest frame whenever the socket can take one. Returns why it stopped.
+    async fn stream_frames(
+        &mut self,
+        read: &mut FramedRead<OwnedReadHalf, MessageCodec>,
+        write: &mut OwnedWriteHalf,
+        sent: &mut u64,
+    ) -> Result<&'static str, ViewerError> {
+        // A new viewer gets the cached frame at once, not at the next capture.
+        self.latest.mark_changed();
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {
+                    goodbye(write, "server shutting down").await;
+                    return Ok("server shutting down");
+                }
+                message = read.next() => match message {
+                    None => return Ok("closed the connection"),
+                    Some(Ok(Message::Goodbye(_))) => return Ok("said goodbye"),
+                    Some(Ok(other)) => return Err(ViewerError::Unexpected(other.name())),
+                    Some(Err(err)) => return Err(err.into()),
+                },
+                changed = self.latest.changed() => {
+                    if changed.is_err() {
+                        goodbye(write, "stream ended").await;
+                        return Ok("stream ended");
+                    }
+                }
+            }
+            // Clone out and release the borrow at once: holding it would block the publisher.
+            let Some(frame) = self.latest.borrow_and_update().clone() else { continue };
+            let mut wire = frame.wire();
+            let limit = self.config.viewer_timeout;
+            tokio::select! {
+                written = timeout(limit, write.write_all_buf(&mut wire)) => match written {
+                    Err(_) => return Err(ViewerError::Stalled(limit)),
+                    Ok(result) => result?,
+                },
+                _ = self.shutdown.cancelled() => {
+                    // Finish the frame in flight so the goodbye lands on a message boundary.
+                    let finish = async {
+                        write.write_all_buf(&mut wire).await?;
+                        write.write_all(&Message::goodbye("server shutting down")).await
+                    };
+                    let _ = timeout(Duration::from_millis(300), finish).await;
+                    return Ok("server shutting down");
+                }
+            }
+            *sent += 1;
+            self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+            self.stats.bytes_sent.fetch_add(frame.wire_len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn goodbye(write: &mut OwnedWriteHalf, reason: &str) {
+    let _ = timeout(Duration::from_millis(300), write.write_all(&Message::goodbye(reason))).await;
+}

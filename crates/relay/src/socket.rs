@@ -1,0 +1,41 @@
+//! TCP options for every dronecast connection.
+
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::net::TcpStream;
+
+/// Keepalive probes find a peer that vanished without a FIN (a laptop that went to sleep,
+/// a pulled cable) within about 25 s even when we have nothing to send it.
+fn keepalive() -> TcpKeepalive {
+    TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3)
+}
+
+/// Options for a connection that carries frames to a viewer.
+///
+/// `notsent_lowat` caps how many unsent bytes the kernel queues for this socket: the socket
+/// only becomes writable again once the queue drains below it. Without it the kernel would
+/// buffer several megabytes of old frames for a slow viewer, which would then watch a
+/// seconds-old picture; with it, a slow viewer's writer wakes up late and skips to the newest
+/// frame instead. `None` leaves the kernel default.
+pub fn tune_sender(stream: &TcpStream, notsent_lowat: Option<u32>) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let sock = SockRef::from(stream);
+    sock.set_tcp_keepalive(&keepalive())?;
+    if let Some(lowat) = notsent_lowat {
+        #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+        sock.set_tcp_notsent_lowat(lowat)?;
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+        let _ = lowat;
+    }
+    Ok(())
+}
+
+/// Options for a connection that receives frames.
+pub fn tune_receiver(stream: &TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    SockRef::from(stream).set_tcp_keepalive(&keepalive())
+}

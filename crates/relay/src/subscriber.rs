@@ -1,0 +1,190 @@
+//! [`subscribe`]: dial a source (drone or cache-server), say hello, read its frames.
+
+use std::io;
+use std::time::Duration;
+
+use framing::{DEFAULT_MAX_MESSAGE_LEN, Frame, FramingError, Hello, Message, MessageCodec, Role};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::timeout;
+use tokio_util::codec::FramedRead;
+
+use crate::socket;
+
+/// How to dial a source.
+#[derive(Debug, Clone)]
+pub struct SubscribeOptions {
+    /// Our name in the hello, for the source's logs (`"client/0.1.0"`).
+    pub agent: String,
+    /// Largest message accepted from the source.
+    pub max_message_len: usize,
+    /// Time allowed for connecting and for the source's hello.
+    pub handshake_timeout: Duration,
+    /// A source that sends nothing at all for this long is given up on. A live source sends
+    /// every frame interval; this catches one that stalls mid-message or hangs.
+    pub idle_timeout: Duration,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        SubscribeOptions {
+            agent: concat!("dronecast/", env!("CARGO_PKG_VERSION")).into(),
+            max_message_len: DEFAULT_MAX_MESSAGE_LEN,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a subscription failed or ended badly. Each says which address and what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// TCP connect failed.
+    #[error("could not connect to {addr}: {source} (is the drone or cache-server running there?)")]
+    Connect {
+        /// Where we dialled.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The source did not finish connecting or say hello in time.
+    #[error("{addr} did not complete the dronecast handshake within {wait:?}")]
+    HandshakeTimeout {
+        /// Where we dialled.
+        addr: String,
+        /// How long we waited.
+        wait: Duration,
+    },
+    /// The source sent a refusal.
+    #[error("{addr} refused the connection: {reason}")]
+    Refused {
+        /// Where we dialled.
+        addr: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// The source closed before saying hello.
+    #[error("{addr} closed the connection during the handshake")]
+    ClosedEarly {
+        /// Where we dialled.
+        addr: String,
+    },
+    /// The source sent something that is not valid dronecast.
+    #[error("{addr}: {source}")]
+    Protocol {
+        /// Where we dialled.
+        addr: String,
+        /// What was wrong.
+        source: FramingError,
+    },
+    /// The source sent a message a source must not send at this point.
+    #[error("{addr} sent an unexpected {kind} message")]
+    Unexpected {
+        /// Where we dialled.
+        addr: String,
+        /// The message's name.
+        kind: &'static str,
+    },
+    /// The source's hello says it is a viewer.
+    #[error("{addr} is a viewer, not a source (wrong port?)")]
+    NotASource {
+        /// Where we dialled.
+        addr: String,
+    },
+    /// The source went quiet.
+    #[error("{addr} sent nothing for {wait:?}; giving up on it")]
+    Idle {
+        /// Where we dialled.
+        addr: String,
+        /// How long it was quiet.
+        wait: Duration,
+    },
+}
+
+/// A connection to a source, past the handshake.
+#[derive(Debug)]
+pub struct Subscription {
+    addr: String,
+    hello: Hello,
+    idle_timeout: Duration,
+    read: FramedRead<OwnedReadHalf, MessageCodec>,
+    write: OwnedWriteHalf,
+}
+
+/// Dials `addr` (`host:port`), exchanges hellos, and returns the subscription.
+pub async fn subscribe(
+    addr: &str,
+    options: &SubscribeOptions,
+) -> Result<Subscription, SubscribeError> {
+    let wait = options.handshake_timeout;
+    let timed_out = || SubscribeError::HandshakeTimeout { addr: addr.to_owned(), wait };
+    let stream = timeout(wait, TcpStream::connect(addr))
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|source| SubscribeError::Connect { addr: addr.to_owned(), source })?;
+    let _ = socket::tune_receiver(&stream);
+    let (read, mut write) = stream.into_split();
+    let mut read = FramedRead::new(read, MessageCodec::with_max_len(options.max_message_len));
+    let io_err = |source: io::Error| SubscribeError::Protocol {
+        addr: addr.to_owned(),
+        source: FramingError::Io(source),
+    };
+    let ours = Hello::new(Role::Viewer, &options.agent).to_bytes();
+    timeout(wait, write.write_all(&ours)).await.map_err(|_| timed_out())?.map_err(io_err)?;
+    let hello = match timeout(wait, read.next()).await.map_err(|_| timed_out())? {
+        None => return Err(SubscribeError::ClosedEarly { addr: addr.to_owned() }),
+        Some(Err(source)) => return Err(SubscribeError::Protocol { addr: addr.to_owned(), source }),
+        Some(Ok(Message::Hello(hello))) => hello,
+        Some(Ok(Message::Refused(reason))) => {
+            return Err(SubscribeError::Refused { addr: addr.to_owned(), reason });
+        }
+        Some(Ok(other)) => {
+            return Err(SubscribeError::Unexpected { addr: addr.to_owned(), kind: other.name() });
+        }
+    };
+    if hello.role != Role::Source {
+        return Err(SubscribeError::NotASource { addr: addr.to_owned() });
+    }
+    Ok(Subscription { addr: addr.to_owned(), hello, idle_timeout: options.idle_timeout, read, write })
+}
+
+impl Subscription {
+    /// The source's hello (its agent name is useful in logs).
+    pub fn source_hello(&self) -> &Hello {
+        &self.hello
+    }
+
+    /// The address this subscription dialled.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The next frame; `Ok(None)` when the source said goodbye or closed cleanly between
+    /// messages.
+    pub async fn next_frame(&mut self) -> Result<Option<Frame>, SubscribeError> {
+        let wait = self.idle_timeout;
+        let next = timeout(wait, self.read.next())
+            .await
+            .map_err(|_| SubscribeError::Idle { addr: self.addr.clone(), wait })?;
+        match next {
+            None | Some(Ok(Message::Goodbye(_))) => Ok(None),
+            Some(Ok(Message::Frame(frame))) => Ok(Some(frame)),
+            Some(Ok(Message::Refused(reason))) => {
+                Err(SubscribeError::Refused { addr: self.addr.clone(), reason })
+            }
+            Some(Ok(other)) => {
+                Err(SubscribeError::Unexpected { addr: self.addr.clone(), kind: other.name() })
+            }
+            Some(Err(source)) => Err(SubscribeError::Protocol { addr: self.addr.clone(), source }),
+        }
+    }
+
+    /// Says goodbye and closes.
+    pub async fn close(mut self) {
+        let bye = Message::goodbye("viewer leaving");
+        let _ = timeout(Duration::from_millis(300), self.write.write_all(&bye)).await;
+        let _ = self.write.shutdown().await;
+    }
+}
