@@ -51,10 +51,7 @@ impl Config {
         Config {
             upstream: upstream.into(),
             subscribe: SubscribeOptions { agent: agent.into(), ..SubscribeOptions::default() },
-            backoff: Backoff {
-                initial: Duration::from_millis(50),
-                max: Duration::from_secs(1),
-            },
+            backoff: Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(1) },
             server: ServerConfig { agent: agent.into(), ..ServerConfig::default() },
             summary_every: Some(Duration::from_secs(5)),
         }
@@ -87,7 +84,11 @@ impl CacheServer {
     }
 
     /// Serves viewers on `listener` until `shutdown` is cancelled.
-    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let addr = listener.local_addr().context("listener has no local address")?;
         info!(%addr, upstream = %self.config.upstream, "cache-server serving viewers");
         let (publish, latest) = watch::channel::<Option<Frame>>(None);
@@ -100,8 +101,7 @@ impl CacheServer {
             shutdown.clone(),
         ));
         if let Some(every) = self.config.summary_every {
-            let summary =
-                summary::Summary::new(self.upstream.clone(), self.server.stats(), every);
+            let summary = summary::Summary::new(self.upstream.clone(), self.server.stats(), every);
             tokio::spawn(summary.run(shutdown.clone()));
         }
         self.server.run(listener, latest, shutdown).await;

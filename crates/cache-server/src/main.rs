@@ -23,6 +23,9 @@ struct Cli {
     /// Longest pause between upstream redials, in seconds (the pause doubles from 50 ms).
     #[arg(long, default_value_t = 1.0)]
     redial_max: f64,
+    /// Largest frame accepted from upstream, in bytes; a longer one drops the link.
+    #[arg(long, default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN)]
+    max_frame_bytes: usize,
     /// Seconds between status lines in the log (0 for none).
     #[arg(long, default_value_t = 5.0)]
     summary_every: f64,
@@ -36,12 +39,12 @@ async fn main() -> anyhow::Result<()> {
     relay::cli::init_logging();
     let mut config = Config::new(&cli.upstream);
     config.server = cli.serve.config(&config.server.agent).map_err(anyhow::Error::msg)?;
+    config.subscribe.max_message_len = cli.max_frame_bytes;
     config.backoff.max = Duration::try_from_secs_f64(cli.redial_max)
         .context("--redial-max must be a non-negative number of seconds")?
         .max(config.backoff.initial);
-    config.summary_every = Duration::try_from_secs_f64(cli.summary_every)
-        .ok()
-        .filter(|d| !d.is_zero());
+    config.summary_every =
+        Duration::try_from_secs_f64(cli.summary_every).ok().filter(|d| !d.is_zero());
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("could not listen on {} (port in use?)", cli.listen))?;

@@ -50,7 +50,11 @@ impl Default for Options {
 
 /// Receives from `addr` until the frame count, the timeout or `shutdown`, and returns what
 /// it saw. Fails only when the link gives up before a single frame arrived.
-pub async fn run(addr: &str, options: Options, shutdown: CancellationToken) -> anyhow::Result<Report> {
+pub async fn run(
+    addr: &str,
+    options: Options,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Report> {
     let mut recorder = match &options.record {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -98,7 +102,12 @@ pub async fn run(addr: &str, options: Options, shutdown: CancellationToken) -> a
                         let r = tracker.report();
                         tracing::info!(
                             "{} frames, {:.1} fps, age p50 {:.1} ms p99 {:.1} ms, {}x{}",
-                            r.frames, r.fps, r.age_ms_p50, r.age_ms_p99, r.width, r.height
+                            r.frames,
+                            r.fps,
+                            r.age_ms_p50,
+                            r.age_ms_p99,
+                            r.width,
+                            r.height
                         );
                     }
                 }

@@ -41,7 +41,8 @@ impl Link {
         loop {
             let Some(sub) = self.sub.as_mut() else {
                 if self.failures > 0 {
-                    let pause = Duration::from_millis(50 << self.failures.min(4)).min(Duration::from_secs(1));
+                    let pause = Duration::from_millis(50 << self.failures.min(4))
+                        .min(Duration::from_secs(1));
                     tokio::time::sleep(pause).await;
                 }
                 match subscribe(&self.addr, &self.options).await {

@@ -29,6 +29,9 @@ struct Cli {
     /// Exit when the server goes away instead of reconnecting.
     #[arg(long)]
     exit_on_disconnect: bool,
+    /// Largest frame accepted, in bytes; a longer one drops the connection.
+    #[arg(long, default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN)]
+    max_frame_bytes: usize,
     /// Write every received JPEG, untouched, to this MJPEG file.
     #[arg(long, requires = "headless")]
     record: Option<PathBuf>,
@@ -47,9 +50,14 @@ fn main() -> ExitCode {
     }
 }
 
+fn subscribe_options(cli: &Cli) -> relay::SubscribeOptions {
+    let mut options = headless::Options::default().subscribe;
+    options.max_message_len = cli.max_frame_bytes;
+    options
+}
+
 fn run_window(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let options = headless::Options::default();
-    client::window::run(&cli.server, options.subscribe, !cli.exit_on_disconnect)?;
+    client::window::run(&cli.server, subscribe_options(cli), !cli.exit_on_disconnect)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -67,6 +75,7 @@ async fn run_headless(cli: &Cli) -> anyhow::Result<ExitCode> {
         timeout,
         reconnect: !cli.exit_on_disconnect,
         record: cli.record.clone(),
+        subscribe: subscribe_options(cli),
         ..headless::Options::default()
     };
     let report = headless::run(&cli.server, options, relay::cli::shutdown_on_signal()).await?;

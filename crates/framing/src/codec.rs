@@ -118,6 +118,9 @@ impl MessageCodec {
             return Err(FramingError::TooLong { len, max });
         }
         if len == 0 {
+            if self.awaiting_hello {
+                return Err(FramingError::NotDronecast(sniff::describe(src)));
+            }
             return Err(FramingError::Malformed { what: "empty", why: "length prefix of zero" });
         }
         let len = len as usize;

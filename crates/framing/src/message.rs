@@ -9,6 +9,13 @@ pub(crate) const KIND_FRAME: u8 = b'F';
 pub(crate) const KIND_REFUSED: u8 = b'R';
 pub(crate) const KIND_GOODBYE: u8 = b'B';
 
+/// Longest agent name a hello carries, in bytes.
+pub const MAX_AGENT_LEN: usize = 255;
+/// Longest access token a hello carries, in bytes.
+pub const MAX_TOKEN_LEN: usize = 1024;
+/// Longest stream name a hello carries, in bytes.
+pub const MAX_STREAM_LEN: usize = 255;
+
 /// Bytes of the frame header that follow the kind byte:
 /// codec, flags, seq, capture time, width, height, metadata length.
 pub const FRAME_HEADER_LEN: usize = 1 + 2 + 8 + 8 + 4 + 4 + 4;
@@ -67,7 +74,7 @@ pub struct Hello {
     pub version: u16,
     /// Which end the sender is.
     pub role: Role,
-    /// Free-form name of the sending program, for logs (`"client/0.1.0"`). At most 255 bytes.
+    /// Free-form name of the sending program, for logs (`"client/0.1.0"`).
     pub agent: String,
     /// Access token. Reserved: sent empty and ignored by this version.
     pub token: Bytes,
@@ -78,23 +85,33 @@ pub struct Hello {
 impl Hello {
     /// A hello of this protocol version with no token and the default stream.
     pub fn new(role: Role, agent: &str) -> Hello {
-        let mut agent = agent.to_owned();
-        truncate_utf8(&mut agent, u8::MAX as usize);
-        Hello { version: PROTOCOL_VERSION, role, agent, token: Bytes::new(), stream: String::new() }
+        Hello {
+            version: PROTOCOL_VERSION,
+            role,
+            agent: agent.to_owned(),
+            token: Bytes::new(),
+            stream: String::new(),
+        }
     }
 
-    /// Encodes the hello, length prefix included.
+    /// Encodes the hello, length prefix included. Fields longer than their limits
+    /// ([`MAX_AGENT_LEN`], [`MAX_TOKEN_LEN`], [`MAX_STREAM_LEN`]) are cut (text on a character
+    /// boundary), so every hello written fits the decoder's first-message limit.
     pub fn to_bytes(&self) -> Bytes {
-        let mut body = BytesMut::with_capacity(64);
+        let agent = utf8_prefix(&self.agent, MAX_AGENT_LEN);
+        let token = &self.token[..self.token.len().min(MAX_TOKEN_LEN)];
+        let stream = utf8_prefix(&self.stream, MAX_STREAM_LEN);
+        let mut body = BytesMut::with_capacity(16 + agent.len() + token.len() + stream.len());
         body.put_u8(KIND_HELLO);
         body.put_slice(&MAGIC);
         body.put_u16(self.version);
         body.put_u8(self.role as u8);
-        let agent = &self.agent.as_bytes()[..self.agent.len().min(u8::MAX as usize)];
         body.put_u8(agent.len() as u8);
-        body.put_slice(agent);
-        put_short(&mut body, &self.token);
-        put_short(&mut body, self.stream.as_bytes());
+        body.put_slice(agent.as_bytes());
+        body.put_u16(token.len() as u16);
+        body.put_slice(token);
+        body.put_u16(stream.len() as u16);
+        body.put_slice(stream.as_bytes());
         prefixed(body)
     }
 
@@ -252,8 +269,7 @@ impl Frame {
 }
 
 fn encode_text(kind: u8, text: &str) -> Bytes {
-    let mut text = text.to_owned();
-    truncate_utf8(&mut text, crate::MAX_CONTROL_LEN - 1);
+    let text = utf8_prefix(text, crate::MAX_CONTROL_LEN - 1);
     let mut body = BytesMut::with_capacity(1 + text.len());
     body.put_u8(kind);
     body.put_slice(text.as_bytes());
@@ -270,12 +286,6 @@ fn prefixed(body: BytesMut) -> Bytes {
     out.put_u64(body.len() as u64);
     out.put_slice(&body);
     out.freeze()
-}
-
-fn put_short(buf: &mut BytesMut, bytes: &[u8]) {
-    let bytes = &bytes[..bytes.len().min(u16::MAX as usize)];
-    buf.put_u16(bytes.len() as u16);
-    buf.put_slice(bytes);
 }
 
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
@@ -295,12 +305,11 @@ fn take_short<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     take(buf, n)
 }
 
-fn truncate_utf8(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn utf8_prefix(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
     }
+    &s[..end]
 }

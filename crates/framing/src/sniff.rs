@@ -4,8 +4,16 @@
 use std::fmt::Write;
 
 const HTTP_STARTS: [&[u8]; 10] = [
-    b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ",
-    b"TRACE ", b"HTTP/",
+    b"GET ",
+    b"POST ",
+    b"HEAD ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+    b"HTTP/",
 ];
 
 /// The pickle opcode that opens every pickle of protocol 2 or later.

@@ -250,9 +250,7 @@ impl Viewer {
             return Err(ViewerError::NotAViewer);
         }
         let ours = framing::Hello::new(Role::Source, &self.config.agent).to_bytes();
-        timeout(wait, write.write_all(&ours))
-            .await
-            .map_err(|_| ViewerError::Stalled(wait))??;
+        timeout(wait, write.write_all(&ours)).await.map_err(|_| ViewerError::Stalled(wait))??;
         Ok(hello.agent)
     }
 

@@ -135,7 +135,9 @@ pub async fn subscribe(
     timeout(wait, write.write_all(&ours)).await.map_err(|_| timed_out())?.map_err(io_err)?;
     let hello = match timeout(wait, read.next()).await.map_err(|_| timed_out())? {
         None => return Err(SubscribeError::ClosedEarly { addr: addr.to_owned() }),
-        Some(Err(source)) => return Err(SubscribeError::Protocol { addr: addr.to_owned(), source }),
+        Some(Err(source)) => {
+            return Err(SubscribeError::Protocol { addr: addr.to_owned(), source });
+        }
         Some(Ok(Message::Hello(hello))) => hello,
         Some(Ok(Message::Refused(reason))) => {
             return Err(SubscribeError::Refused { addr: addr.to_owned(), reason });
@@ -147,7 +149,13 @@ pub async fn subscribe(
     if hello.role != Role::Source {
         return Err(SubscribeError::NotASource { addr: addr.to_owned() });
     }
-    Ok(Subscription { addr: addr.to_owned(), hello, idle_timeout: options.idle_timeout, read, write })
+    Ok(Subscription {
+        addr: addr.to_owned(),
+        hello,
+        idle_timeout: options.idle_timeout,
+        read,
+        write,
+    })
 }
 
 impl Subscription {
