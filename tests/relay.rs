@@ -83,8 +83,8 @@ async fn a_stranger_is_dropped_and_viewers_carry_on() -> anyhow::Result<()> {
     let mut rest = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), http.read_to_end(&mut rest)).await;
     // Closed without a word: end of stream, or a reset if part of the request was unread.
-    let closed = match read {
-        Ok(Ok(n)) => n == 0,
+    let closed = match &read {
+        Ok(Ok(n)) => *n == 0,
         Ok(Err(err)) => err.kind() == std::io::ErrorKind::ConnectionReset,
         Err(_) => false,
     };

@@ -1,5 +1,6 @@
 //! The viewer window: the newest frame, scaled to the window with its aspect ratio kept, and
-//! the stream's health (fps, frame age, resolution, or why there is no picture) in the title.
+//! the stream's health drawn on the picture and in the title: fps, frame age and resolution
+//! over live video; "waiting for video" or "source offline" over a dimmed picture otherwise.
 //!
 //! minifb must own the main thread, so the network runs on a small tokio runtime beside it
 //! and hands over only the newest frame through a watch channel: when decoding or drawing
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use font8x8::legacy::BASIC_LEGACY;
 use framing::Frame;
 use minifb::{InputCallback, Key, ScaleMode, Window, WindowOptions};
 use relay::SubscribeOptions;
@@ -22,6 +24,12 @@ use crate::link::{Event, Link};
 
 /// A frame older than this on screen means the source is offline, not just slow.
 const STALE_AFTER: Duration = Duration::from_secs(2);
+
+/// How often the numbers on screen change: faster would flicker unreadably.
+const CAPTION_EVERY: Duration = Duration::from_millis(500);
+
+/// The window's size before the first frame, and the size of the "no video" screen.
+const START_SIZE: (usize, usize) = (640, 480);
 
 /// What the network side tells the window.
 #[derive(Debug, Clone)]
@@ -63,9 +71,11 @@ pub fn run(addr: &str, subscribe: SubscribeOptions, reconnect: bool) -> anyhow::
         scale_mode: ScaleMode::AspectRatioStretch,
         ..WindowOptions::default()
     };
-    let mut window = Window::new(&format!("dronecast — {addr}"), 640, 480, options)
-        .context("could not open a window (is the display reachable?); try --headless")?;
-    // Pacing: minifb sleeps in update() to hold this rate, so an idle window stays cool.
+    let mut window =
+        Window::new(&format!("dronecast — {addr}"), START_SIZE.0, START_SIZE.1, options)
+            .context("could not open a window (is the display reachable?); try --headless")?;
+    // Pacing: update_with_buffer sleeps to hold this rate, so an idle window stays cool
+    // (a few % of a core) while a 30 fps stream still gets every frame on screen promptly.
     window.set_target_fps(60);
     let quit = Arc::new(AtomicBool::new(false));
     window.set_input_callback(Box::new(QuitKeys(quit.clone())));
@@ -73,24 +83,28 @@ pub fn run(addr: &str, subscribe: SubscribeOptions, reconnect: bool) -> anyhow::
     let mut view = View::new(addr);
     let mut outcome = Ok(());
     while window.is_open() && !quit.load(Ordering::Relaxed) {
-        if feed.has_changed().unwrap_or(false) {
-            match feed.borrow_and_update().clone() {
-                Feed::Frame(frame) => view.show(&frame),
-                Feed::Connecting => view.status = "connecting".into(),
-                Feed::Connected => view.status = "waiting for video".into(),
-                Feed::Lost(why) => view.status = format!("reconnecting ({why})"),
-                Feed::Failed(why) => {
-                    outcome = Err(anyhow::anyhow!(why));
-                    break;
-                }
+        // Not `feed.has_changed()`: it errs once the sender is gone, which would hide the
+        // `Failed` that the network task sends just before it ends.
+        let news = {
+            let seen = feed.borrow_and_update();
+            seen.has_changed().then(|| seen.clone())
+        };
+        match news {
+            None => {}
+            Some(Feed::Frame(frame)) => view.show(&frame),
+            Some(Feed::Connecting) => view.set_link(LinkState::Connecting),
+            Some(Feed::Connected) => view.set_link(LinkState::Connected),
+            Some(Feed::Lost(why)) => view.set_link(LinkState::Lost(why)),
+            Some(Feed::Failed(why)) => {
+                outcome = Err(anyhow::anyhow!(why));
+                break;
             }
         }
-        if window.is_key_down(Key::Escape) || window.is_key_down(Key::Q) {
-            break;
+        if let Some(title) = view.tick() {
+            window.set_title(&title);
         }
-        view.tick(&mut window);
         window
-            .update_with_buffer(&view.pixels, view.width, view.height)
+            .update_with_buffer(&view.screen, view.width, view.height)
             .context("could not draw the window")?;
     }
     shutdown.cancel();
@@ -98,8 +112,8 @@ pub fn run(addr: &str, subscribe: SubscribeOptions, reconnect: bool) -> anyhow::
     outcome
 }
 
-/// Catches `q` and Esc from the input callback: `is_key_down` alone misses a tap that is
-/// pressed and released between two updates.
+/// Catches `q` and Esc from the input callback, which sees every key event: `is_key_down`
+/// would miss a tap that is pressed and released between two updates.
 struct QuitKeys(Arc<AtomicBool>);
 
 impl InputCallback for QuitKeys {
@@ -143,38 +157,62 @@ async fn pump(
     link.close().await;
 }
 
-/// What is on screen, and the numbers for the title.
+/// The connection, as far as the window cares.
+#[derive(Debug)]
+enum LinkState {
+    Connecting,
+    Connected,
+    Lost(String),
+}
+
+/// The words on screen.
+#[derive(Debug)]
+enum Caption {
+    /// Live video: one line in the top-right corner.
+    Live { fps: f64, age_ms: f64, width: usize, height: usize },
+    /// No live video: a headline in the middle of a dimmed picture, a detail line below.
+    Idle { headline: &'static str, detail: String },
+}
+
+/// What is on screen, and the numbers behind it.
 struct View {
     addr: String,
     decoder: Decoder,
-    pixels: Vec<u32>,
+    /// The last decoded frame (dark grey before the first), `width` × `height`.
+    picture: Vec<u32>,
     width: usize,
     height: usize,
-    status: String,
+    /// `picture` with the caption drawn over it: what the window shows.
+    screen: Vec<u32>,
+    link: LinkState,
+    /// When the last frame arrived, and its capture time on the drone's clock.
     last_frame: Option<(Instant, u64)>,
+    caption: Caption,
+    caption_at: Instant,
     shown: u32,
     fps: f64,
-    window_start: Instant,
-    title_at: Instant,
-    dimmed: bool,
+    counted_since: Instant,
 }
 
 impl View {
     fn new(addr: &str) -> View {
-        let (width, height) = (640, 480);
+        let (width, height) = START_SIZE;
+        let now = Instant::now();
+        let picture = vec![0x0040_4040; width * height];
         View {
             addr: addr.to_owned(),
             decoder: Decoder::default(),
-            pixels: vec![0x0020_2020; width * height],
+            screen: picture.clone(),
+            picture,
             width,
             height,
-            status: "connecting".into(),
+            link: LinkState::Connecting,
             last_frame: None,
+            caption: Caption::Idle { headline: "", detail: String::new() },
+            caption_at: now - CAPTION_EVERY,
             shown: 0,
             fps: 0.0,
-            window_start: Instant::now(),
-            title_at: Instant::now() - Duration::from_secs(1),
-            dimmed: false,
+            counted_since: now,
         }
     }
 
@@ -188,53 +226,161 @@ impl View {
         };
         self.width = picture.width as usize;
         self.height = picture.height as usize;
-        self.pixels.clear();
-        self.pixels.extend(picture.rgb.chunks_exact(3).map(|p| {
-            (u32::from(p[0]) << 16) | (u32::from(p[1]) << 8) | u32::from(p[2])
-        }));
+        self.picture.clear();
+        self.picture.extend(
+            picture
+                .rgb
+                .chunks_exact(3)
+                .map(|p| (u32::from(p[0]) << 16) | (u32::from(p[1]) << 8) | u32::from(p[2])),
+        );
+        self.link = LinkState::Connected;
         self.last_frame = Some((Instant::now(), frame.header().capture_us));
         self.shown += 1;
-        self.dimmed = false;
+        if matches!(self.caption, Caption::Idle { .. }) {
+            // Video is back: drop the "no video" caption now, not at the next update.
+            self.caption_at = Instant::now() - CAPTION_EVERY;
+        }
+        self.compose();
     }
 
-    /// Updates the title twice a second, and dims a picture that has gone stale.
-    fn tick(&mut self, window: &mut Window) {
+    fn set_link(&mut self, link: LinkState) {
+        self.link = link;
+        // Say so at once rather than at the next regular caption update.
+        self.caption_at = Instant::now() - CAPTION_EVERY;
+    }
+
+    /// Renews the caption twice a second (the fps, the age, a source gone quiet) and
+    /// returns the new title when it did.
+    fn tick(&mut self) -> Option<String> {
         let now = Instant::now();
-        if now.duration_since(self.title_at) < Duration::from_millis(500) {
-            return;
+        if now.duration_since(self.caption_at) < CAPTION_EVERY {
+            return None;
         }
-        self.title_at = now;
-        let span = now.duration_since(self.window_start).as_secs_f64();
+        self.caption_at = now;
+        let span = now.duration_since(self.counted_since).as_secs_f64();
         if span >= 1.0 {
             self.fps = f64::from(self.shown) / span;
             self.shown = 0;
-            self.window_start = now;
+            self.counted_since = now;
         }
-        let title = match self.last_frame {
-            None => format!("dronecast — {} — {}", self.addr, self.status),
-            Some((at, _)) if now.duration_since(at) > STALE_AFTER => {
-                if !self.dimmed {
-                    // A frozen picture must not pass for live video.
-                    for p in &mut self.pixels {
-                        *p = (*p >> 2) & 0x003f_3f3f;
-                    }
-                    self.dimmed = true;
-                }
-                format!(
-                    "dronecast — {} — source offline, last frame {:.0} s ago",
-                    self.addr,
-                    now.duration_since(at).as_secs_f64()
-                )
-            }
-            Some((_, capture_us)) => format!(
-                "dronecast — {} — {:.1} fps — age {:.0} ms — {}x{}",
-                self.addr,
-                self.fps,
-                age_ms(capture_us),
-                self.width,
-                self.height
-            ),
+        let fresh = self.last_frame.filter(|(at, _)| now.duration_since(*at) <= STALE_AFTER);
+        self.caption = match fresh {
+            Some((_, capture_us)) if matches!(self.link, LinkState::Connected) => Caption::Live {
+                fps: self.fps,
+                age_ms: age_ms(capture_us),
+                width: self.width,
+                height: self.height,
+            },
+            _ => self.idle_caption(now),
         };
-        window.set_title(&title);
+        self.compose();
+        Some(match &self.caption {
+            Caption::Live { fps, age_ms, width, height } => format!(
+                "dronecast — {} — {fps:.1} fps — age {age_ms:.0} ms — {width}x{height}",
+                self.addr
+            ),
+            Caption::Idle { headline, detail } => {
+                format!("dronecast — {} — {headline} — {detail}", self.addr)
+            }
+        })
+    }
+
+    /// Says why there is no live video, and how old the picture is.
+    fn idle_caption(&self, now: Instant) -> Caption {
+        let link = match &self.link {
+            LinkState::Connecting => format!("connecting to {}", self.addr),
+            LinkState::Connected => format!("connected to {}", self.addr),
+            LinkState::Lost(why) => format!("reconnecting ({why})"),
+        };
+        match self.last_frame {
+            None => Caption::Idle { headline: "waiting for video", detail: link },
+            Some((at, _)) => Caption::Idle {
+                headline: "source offline",
+                detail: format!(
+                    "last frame {:.0} s ago; {link}",
+                    now.duration_since(at).as_secs_f64()
+                ),
+            },
+        }
+    }
+
+    /// Redraws `screen`: the picture, with the caption over it.
+    fn compose(&mut self) {
+        let (width, height) = (self.width, self.height);
+        // Text keeps about the same size on screen whatever the stream's resolution.
+        let scale = (height / 480).max(1);
+        self.screen.clear();
+        match &self.caption {
+            Caption::Live { fps, age_ms, .. } => {
+                self.screen.extend_from_slice(&self.picture);
+                let line = format!("{fps:.1} fps  age {age_ms:.0} ms  {width}x{height}");
+                let x = width.saturating_sub(text_width(&line, scale) + 2 * scale);
+                draw_text(&mut self.screen, width, (x, 2 * scale), scale, &line);
+            }
+            Caption::Idle { headline, detail } => {
+                // A frozen picture must not pass for live video.
+                self.screen.extend(self.picture.iter().map(|p| (p >> 2) & 0x003f_3f3f));
+                let big = 2 * scale;
+                let y = (height / 2).saturating_sub(TEXT_HEIGHT * big);
+                let centre = |text: &str, scale| width.saturating_sub(text_width(text, scale)) / 2;
+                draw_text(&mut self.screen, width, (centre(headline, big), y), big, headline);
+                let y = y + (TEXT_HEIGHT + 1) * big;
+                draw_text(&mut self.screen, width, (centre(detail, scale), y), scale, detail);
+            }
+        }
+    }
+}
+
+/// Height of a line of text in font pixels: 8 for the glyphs, one above and one below.
+const TEXT_HEIGHT: usize = 10;
+
+/// Width in screen pixels of `text` drawn by [`draw_text`].
+fn text_width(text: &str, scale: usize) -> usize {
+    (text.chars().count() * 8 + 2) * scale
+}
+
+/// Draws `text` in white on a black plate, `scale` screen pixels to a font pixel, with the
+/// plate's top-left corner at `at`; clipped to the buffer. Non-ASCII shows as `?`.
+fn draw_text(buf: &mut [u32], width: usize, at: (usize, usize), scale: usize, text: &str) {
+    let glyphs: Vec<[u8; 8]> =
+        text.chars().map(|c| BASIC_LEGACY[if c.is_ascii() { c as usize } else { 0x3f }]).collect();
+    let height = buf.len() / width;
+    let (x0, y0) = at;
+    for y in y0..(y0 + TEXT_HEIGHT * scale).min(height) {
+        let row = (y - y0) / scale;
+        for x in x0..(x0 + text_width(text, scale)).min(width) {
+            let col = (x - x0) / scale;
+            // Font pixels: a one-pixel margin, then 8×8 glyphs with bit 0 leftmost.
+            let lit = (1..=8).contains(&row)
+                && col >= 1
+                && glyphs
+                    .get((col - 1) / 8)
+                    .is_some_and(|g| g[row - 1] >> ((col - 1) % 8) & 1 == 1);
+            buf[y * width + x] = if lit { 0x00ff_ffff } else { 0 };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_drawn_on_a_plate_and_clipped() {
+        let (width, height) = (40, 12);
+        let mut buf = vec![0x0012_3456; width * height];
+        // "I" is a vertical stroke; the plate is 10×10 at scale 1; half of it falls off.
+        draw_text(&mut buf, width, (35, 1), 1, "I");
+        let lit = buf.iter().filter(|&&p| p == 0x00ff_ffff).count();
+        let plate = buf.iter().filter(|&&p| p != 0x0012_3456).count();
+        assert!(lit > 0, "the glyph is drawn");
+        assert_eq!(plate, 5 * 10, "only the visible part of the plate is drawn");
+        assert_eq!(buf[0], 0x0012_3456, "nothing outside the plate changes");
+    }
+
+    #[test]
+    fn text_width_counts_characters_not_bytes() {
+        assert_eq!(text_width("ab", 1), 18);
+        assert_eq!(text_width("é", 2), 20);
     }
 }

@@ -63,11 +63,13 @@ impl CaptureTask {
         let mut viewers = self.viewers.clone();
         let mut seq = 0u64;
         let mut next = Instant::now();
+        let mut failures = Failures::default();
         while !self.stop.is_cancelled() {
             if !self.always && *viewers.borrow_and_update() == 0 {
-                // Nobody watches: stop capturing (a Pi stays cool) and drop the cached frame
-                // so the next viewer is not handed a stale picture.
+                // Nobody watches: stop capturing (a camera stops streaming, a Pi stays cool)
+                // and drop the cached frame so the next viewer is not handed a stale picture.
                 self.publish.send_replace(None);
+                source.pause();
                 info!("no viewers; capture paused");
                 runtime.block_on(async {
                     tokio::select! {
@@ -75,7 +77,13 @@ impl CaptureTask {
                         _ = self.stop.cancelled() => {}
                     }
                 });
+                if self.stop.is_cancelled() {
+                    break;
+                }
                 info!("viewer connected; capture running");
+                if let Err(err) = source.resume() {
+                    failures.report(&err);
+                }
                 next = Instant::now();
                 continue;
             }
@@ -102,12 +110,49 @@ impl CaptureTask {
                     };
                     self.publish.send_replace(Some(Frame::new(header, &[], captured.jpeg)));
                     seq += 1;
+                    failures.recovered();
                 }
                 Err(err) => {
-                    warn!(error = %format!("{err:#}"), "capture failed; retrying in 1 s");
+                    failures.report(&err);
                     thread::sleep(Duration::from_secs(1));
                 }
             }
+        }
+    }
+}
+
+/// Logs capture errors without flooding the log while a source stays broken (a camera
+/// unplugged for an hour): a new error at once, the same one again every minute.
+#[derive(Default)]
+struct Failures {
+    last: Option<(String, Instant)>,
+    repeats: u64,
+}
+
+impl Failures {
+    const REPEAT_EVERY: Duration = Duration::from_secs(60);
+
+    fn report(&mut self, err: &anyhow::Error) {
+        let text = format!("{err:#}");
+        match &mut self.last {
+            Some((last, at)) if *last == text => {
+                self.repeats += 1;
+                if at.elapsed() >= Self::REPEAT_EVERY {
+                    warn!(error = %text, repeats = self.repeats, "capture still failing; retrying");
+                    *at = Instant::now();
+                }
+            }
+            _ => {
+                warn!(error = %text, "capture failed; retrying every second");
+                self.last = Some((text, Instant::now()));
+                self.repeats = 0;
+            }
+        }
+    }
+
+    fn recovered(&mut self) {
+        if self.last.take().is_some() {
+            info!("capture recovered");
         }
     }
 }

@@ -2,7 +2,11 @@
 //! to every relay (cache-server or client) that connects.
 //!
 //! # Layout
-//! - [`source`] — the [`source::Source`] trait and the sources: test pattern, file, camera.
+//! - [`source`] — the [`source::Source`] trait and the sources: test pattern, file, camera
+//!   (the camera only with the cargo feature `camera`, which needs libclang to build).
+//! - [`jpeg`] — finding where a JPEG ends, splitting an MJPEG stream, reading a frame's size;
+//!   what lets camera and file frames pass through untouched.
+//! - [`raw`] — raw camera pixels (YUYV, NV12, RGB) to JPEG, for cameras without MJPEG.
 //! - [`capture`] — the capture thread that paces a source and publishes its frames.
 //! - [`run`] — ties the capture thread to a [`relay::Server`] on a listener.
 
@@ -10,6 +14,8 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod jpeg;
+pub mod raw;
 pub mod source;
 
 use anyhow::Context;
@@ -20,7 +26,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-pub use source::{Format, SourceSpec};
+pub use source::{CameraId, Format, SourceSpec};
 
 /// Everything the drone needs to run.
 #[derive(Debug, Clone)]
@@ -67,10 +73,8 @@ pub async fn run(
         always: config.always_capture,
         stop: stop.clone(),
     };
-    let (described, capture) = task
-        .start()
-        .await
-        .with_context(|| format!("could not open source '{}'", config.source))?;
+    let (described, capture) =
+        task.start().await.with_context(|| format!("could not open source '{}'", config.source))?;
     let addr = listener.local_addr().context("listener has no local address")?;
     info!(%addr, "drone serving {described}");
     server.run(listener, latest, shutdown).await;

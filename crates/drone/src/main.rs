@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use drone::{Config, Format, SourceSpec};
+use drone::{CameraId, Config, Format, SourceSpec};
 use relay::cli::ServeArgs;
 
 /// Captures frames and serves the newest one, as JPEG, to every cache-server or client that
@@ -15,10 +15,17 @@ struct Cli {
     /// Address to listen on for relays.
     #[arg(long, env = "DRONE_LISTEN", default_value = "0.0.0.0:9999")]
     listen: SocketAddr,
-    /// What to capture: `test` (moving test pattern), `camera`, or the path of an MJPEG file
-    /// or a folder of .jpg files.
-    #[arg(long, env = "DRONE_SOURCE", default_value = "test")]
+    /// What to capture: `camera`, `test` (moving test pattern), or the path of an MJPEG file
+    /// or a folder of .jpg files (played in a loop, passed through untouched). The default is
+    /// `camera` in a drone built with `--features camera`, `test` otherwise.
+    #[arg(long, env = "DRONE_SOURCE", default_value = DEFAULT_SOURCE)]
     source: SourceSpec,
+    /// Which camera: an index (0 is /dev/video0) or a device path.
+    #[arg(long, env = "DRONE_CAMERA", default_value = "0")]
+    camera: CameraId,
+    /// Print every camera with the formats, sizes and frame rates it offers, then exit.
+    #[arg(long)]
+    list_cameras: bool,
     /// Frame width in pixels.
     #[arg(long, default_value_t = 640)]
     width: u32,
@@ -38,15 +45,36 @@ struct Cli {
     serve: ServeArgs,
 }
 
+const DEFAULT_SOURCE: &str = if cfg!(feature = "camera") { "camera" } else { "test" };
+
+/// Prints the error chain on one line (`{:#}`), without the backtrace `RUST_BACKTRACE` would
+/// add to a returned error: these are messages for users.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     relay::cli::init_logging();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
+    if cli.list_cameras {
+        println!("{}", drone::source::list_cameras()?);
+        return Ok(());
+    }
+    if let SourceSpec::Camera(id) = &mut cli.source {
+        *id = cli.camera.clone();
+    }
     let agent = concat!("drone/", env!("CARGO_PKG_VERSION"));
     let server = cli.serve.config(agent).map_err(anyhow::Error::msg)?;
-    let format = Format { width: cli.width, height: cli.height, fps: cli.fps, quality: cli.quality };
-    let config =
-        Config { source: cli.source, format, always_capture: cli.always_capture, server };
+    let format =
+        Format { width: cli.width, height: cli.height, fps: cli.fps, quality: cli.quality };
+    let config = Config { source: cli.source, format, always_capture: cli.always_capture, server };
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("could not listen on {} (port in use?)", cli.listen))?;

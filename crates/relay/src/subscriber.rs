@@ -42,12 +42,12 @@ impl Default for SubscribeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum SubscribeError {
     /// TCP connect failed.
-    #[error("could not connect to {addr}: {source} (is the drone or cache-server running there?)")]
+    #[error("could not connect to {addr}: {cause} (is the drone or cache-server running there?)")]
     Connect {
         /// Where we dialled.
         addr: String,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The source did not finish connecting or say hello in time.
     #[error("{addr} did not complete the dronecast handshake within {wait:?}")]
@@ -72,12 +72,12 @@ pub enum SubscribeError {
         addr: String,
     },
     /// The source sent something that is not valid dronecast.
-    #[error("{addr}: {source}")]
+    #[error("{addr}: {cause}")]
     Protocol {
         /// Where we dialled.
         addr: String,
         /// What was wrong.
-        source: FramingError,
+        cause: FramingError,
     },
     /// The source sent a message a source must not send at this point.
     #[error("{addr} sent an unexpected {kind} message")]
@@ -123,20 +123,20 @@ pub async fn subscribe(
     let stream = timeout(wait, TcpStream::connect(addr))
         .await
         .map_err(|_| timed_out())?
-        .map_err(|source| SubscribeError::Connect { addr: addr.to_owned(), source })?;
+        .map_err(|cause| SubscribeError::Connect { addr: addr.to_owned(), cause })?;
     let _ = socket::tune_receiver(&stream);
     let (read, mut write) = stream.into_split();
     let mut read = FramedRead::new(read, MessageCodec::with_max_len(options.max_message_len));
-    let io_err = |source: io::Error| SubscribeError::Protocol {
+    let io_err = |err: io::Error| SubscribeError::Protocol {
         addr: addr.to_owned(),
-        source: FramingError::Io(source),
+        cause: FramingError::Io(err),
     };
     let ours = Hello::new(Role::Viewer, &options.agent).to_bytes();
     timeout(wait, write.write_all(&ours)).await.map_err(|_| timed_out())?.map_err(io_err)?;
     let hello = match timeout(wait, read.next()).await.map_err(|_| timed_out())? {
         None => return Err(SubscribeError::ClosedEarly { addr: addr.to_owned() }),
-        Some(Err(source)) => {
-            return Err(SubscribeError::Protocol { addr: addr.to_owned(), source });
+        Some(Err(cause)) => {
+            return Err(SubscribeError::Protocol { addr: addr.to_owned(), cause });
         }
         Some(Ok(Message::Hello(hello))) => hello,
         Some(Ok(Message::Refused(reason))) => {
@@ -185,7 +185,7 @@ impl Subscription {
             Some(Ok(other)) => {
                 Err(SubscribeError::Unexpected { addr: self.addr.clone(), kind: other.name() })
             }
-            Some(Err(source)) => Err(SubscribeError::Protocol { addr: self.addr.clone(), source }),
+            Some(Err(cause)) => Err(SubscribeError::Protocol { addr: self.addr.clone(), cause }),
         }
     }
 

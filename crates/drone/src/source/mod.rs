@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
+#[cfg(feature = "camera")]
+pub mod camera;
+pub mod file;
 pub mod pattern;
 
 /// One captured, JPEG-encoded image.
@@ -34,6 +37,16 @@ pub trait Source {
 
     /// One line for the logs: what this source is and what it produces.
     fn describe(&self) -> String;
+
+    /// Nobody is watching: release what costs power (a camera stops streaming). The next
+    /// [`Source::next_frame`] follows a [`Source::resume`].
+    fn pause(&mut self) {}
+
+    /// Somebody is watching again. An error is logged by the caller; `next_frame` then keeps
+    /// trying, so a source may recover later (a camera plugged back in).
+    fn resume(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// Which source to open, as given on the command line.
@@ -41,8 +54,8 @@ pub trait Source {
 pub enum SourceSpec {
     /// The built-in moving test pattern.
     Test,
-    /// A camera through nokhwa.
-    Camera,
+    /// A camera through nokhwa (cargo feature `camera`).
+    Camera(CameraId),
     /// A file of concatenated JPEGs, or a folder of `.jpg` files.
     Path(PathBuf),
 }
@@ -53,7 +66,7 @@ impl std::str::FromStr for SourceSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "test" => SourceSpec::Test,
-            "camera" => SourceSpec::Camera,
+            "camera" => SourceSpec::Camera(CameraId::default()),
             path => SourceSpec::Path(path.into()),
         })
     }
@@ -63,8 +76,43 @@ impl fmt::Display for SourceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SourceSpec::Test => f.write_str("test"),
-            SourceSpec::Camera => f.write_str("camera"),
+            SourceSpec::Camera(id) => write!(f, "camera {id}"),
             SourceSpec::Path(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Which camera: an index (`0` is `/dev/video0` on Linux) or a device path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraId {
+    /// The camera's index.
+    Index(u32),
+    /// A device path such as `/dev/video2` or a `/dev/v4l/by-id/…` link to one.
+    Path(PathBuf),
+}
+
+impl Default for CameraId {
+    fn default() -> Self {
+        CameraId::Index(0)
+    }
+}
+
+impl std::str::FromStr for CameraId {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.parse() {
+            Ok(index) => CameraId::Index(index),
+            Err(_) => CameraId::Path(s.into()),
+        })
+    }
+}
+
+impl fmt::Display for CameraId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CameraId::Index(index) => write!(f, "{index}"),
+            CameraId::Path(path) => write!(f, "{}", path.display()),
         }
     }
 }
@@ -82,16 +130,28 @@ pub struct Format {
     pub quality: u8,
 }
 
+/// What a drone built without the `camera` feature says when asked for a camera.
+pub const NO_CAMERA_SUPPORT: &str = "this drone was built without camera support; rebuild it \
+     with `cargo build --release -p drone --features camera` (after `apt-get install \
+     libclang-dev clang`; see docs/CAMERAS.md), or use --source test or --source FILE";
+
 /// Opens the source named by `spec`.
 pub fn open(spec: &SourceSpec, format: Format) -> anyhow::Result<Box<dyn Source>> {
     match spec {
         SourceSpec::Test => Ok(Box::new(pattern::TestPattern::new(format)?)),
-        SourceSpec::Camera => anyhow::bail!(
-            "camera support is not built in yet; use --source test"
-        ),
-        SourceSpec::Path(path) => anyhow::bail!(
-            "file sources are not built in yet ({}); use --source test",
-            path.display()
-        ),
+        #[cfg(feature = "camera")]
+        SourceSpec::Camera(id) => Ok(Box::new(camera::CameraSource::open(id, format)?)),
+        #[cfg(not(feature = "camera"))]
+        SourceSpec::Camera(_) => anyhow::bail!(NO_CAMERA_SUPPORT),
+        SourceSpec::Path(path) => Ok(Box::new(file::FileSource::open(path, format)?)),
     }
+}
+
+/// Every camera with the formats, sizes and rates it offers, as text for `--list-cameras`;
+/// `"no cameras found"` when there are none. Fails in a drone built without cameras.
+pub fn list_cameras() -> anyhow::Result<String> {
+    #[cfg(feature = "camera")]
+    return camera::list();
+    #[cfg(not(feature = "camera"))]
+    anyhow::bail!(NO_CAMERA_SUPPORT)
 }

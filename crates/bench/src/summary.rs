@@ -1,0 +1,185 @@
+//! Turning per-viewer results into the figures the benchmarks report.
+
+use serde::Serialize;
+
+use crate::load::ViewerResult;
+
+/// Server-side samples taken during the window.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct ServerSample {
+    /// CPU over the window, percent of one core.
+    pub cpu_pct: Option<f64>,
+    /// Largest RSS seen, MiB.
+    pub rss_mb: Option<f64>,
+    /// RSS at the start of the window, MiB.
+    pub rss_start_mb: Option<f64>,
+    /// RSS at the end of the window, MiB.
+    pub rss_end_mb: Option<f64>,
+    /// This process's CPU over the window, percent of one core.
+    pub bench_cpu_pct: Option<f64>,
+}
+
+/// One run's figures. `--json` prints this object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// `relay` or `ceiling`.
+    pub mode: &'static str,
+    /// Measuring viewers asked for.
+    pub viewers: usize,
+    /// Non-reading viewers.
+    pub stalled: usize,
+    /// Measuring viewers that connected and got at least one frame.
+    pub connected: usize,
+    /// Measurement window, seconds.
+    pub duration_s: f64,
+    /// Lowest per-viewer rate of new frames, fps.
+    pub fps_min: f64,
+    /// Median per-viewer rate.
+    pub fps_p50: f64,
+    /// Frame age on arrival, pooled over all viewers: median, ms.
+    pub age_ms_p50: f64,
+    /// 99th percentile.
+    pub age_ms_p99: f64,
+    /// Largest.
+    pub age_ms_max: f64,
+    /// Connect to first frame, median over viewers, ms.
+    pub first_frame_ms_p50: f64,
+    /// 99th percentile over viewers.
+    pub first_frame_ms_p99: f64,
+    /// Aggregate goodput to all viewers, Gbit/s.
+    pub gbit_s: f64,
+    /// Server CPU over the window, percent of one core.
+    pub server_cpu_pct: Option<f64>,
+    /// Largest server RSS seen, MiB.
+    pub server_rss_mb: Option<f64>,
+    /// Server RSS at the start of the window, MiB.
+    pub server_rss_start_mb: Option<f64>,
+    /// Server RSS at the end of the window, MiB.
+    pub server_rss_end_mb: Option<f64>,
+    /// This load generator's CPU, percent of one core (200 = both cores of this machine).
+    pub bench_cpu_pct: Option<f64>,
+    /// Frame age p99 in each of `intervals` equal slices of the window (to show whether
+    /// age grows over time); empty when not asked for.
+    pub age_ms_p99_series: Vec<f64>,
+    /// The first few viewer errors, for diagnosis.
+    pub errors: Vec<String>,
+}
+
+/// Nearest-rank percentile of sorted values (0 when empty).
+fn percentile<T: Copy + Into<f64>>(sorted: &[T], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1].into()
+}
+
+/// Summarises a run.
+pub fn summarize(
+    mode: &'static str,
+    results: &[ViewerResult],
+    stalled: usize,
+    secs: f64,
+    intervals: usize,
+    server: ServerSample,
+) -> Summary {
+    let mut fps: Vec<f64> = results.iter().map(|r| r.frames as f64 / secs).collect();
+    fps.sort_by(f64::total_cmp);
+    let mut ages: Vec<u32> = results.iter().flat_map(|r| r.ages_us.iter().copied()).collect();
+    ages.sort_unstable();
+    let mut first: Vec<f64> = results.iter().filter_map(|r| r.first_frame_ms).collect();
+    first.sort_by(f64::total_cmp);
+    let bytes: u64 = results.iter().map(|r| r.bytes).sum();
+    let slice_ms = secs * 1000.0 / intervals.max(1) as f64;
+    let age_ms_p99_series = if intervals > 1 {
+        let mut slices = vec![Vec::new(); intervals];
+        for r in results {
+            for (&age, &at) in r.ages_us.iter().zip(&r.arrivals_ms) {
+                let i = ((f64::from(at) / slice_ms) as usize).min(intervals - 1);
+                slices[i].push(age);
+            }
+        }
+        slices
+            .iter_mut()
+            .map(|s| {
+                s.sort_unstable();
+                percentile(s, 0.99) / 1000.0
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut errors: Vec<String> = results.iter().filter_map(|r| r.error.clone()).collect();
+    errors.dedup();
+    errors.truncate(5);
+    Summary {
+        mode,
+        viewers: results.len(),
+        stalled,
+        connected: first.len(),
+        duration_s: secs,
+        fps_min: fps.first().copied().unwrap_or(0.0),
+        fps_p50: percentile(&fps, 0.5),
+        age_ms_p50: percentile(&ages, 0.5) / 1000.0,
+        age_ms_p99: percentile(&ages, 0.99) / 1000.0,
+        age_ms_max: ages.last().map_or(0.0, |&a| f64::from(a) / 1000.0),
+        first_frame_ms_p50: percentile(&first, 0.5),
+        first_frame_ms_p99: percentile(&first, 0.99),
+        gbit_s: bytes as f64 * 8.0 / secs / 1e9,
+        server_cpu_pct: server.cpu_pct,
+        server_rss_mb: server.rss_mb,
+        server_rss_start_mb: server.rss_start_mb,
+        server_rss_end_mb: server.rss_end_mb,
+        bench_cpu_pct: server.bench_cpu_pct,
+        age_ms_p99_series,
+        errors,
+    }
+}
+
+impl Summary {
+    /// A readable table.
+    pub fn table(&self) -> String {
+        let opt = |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.1}{unit}"));
+        let mut out = format!(
+            "{mode} | viewers {c}/{v} (+{s} stalled) over {d:.0} s\n\
+             fps            min {fmin:.1}  p50 {fp50:.1}\n\
+             frame age ms   p50 {a50:.2}  p99 {a99:.2}  max {amax:.2}\n\
+             first frame ms p50 {f50:.2}  p99 {f99:.2}\n\
+             throughput     {g:.3} Gbit/s\n\
+             server         cpu {cpu} of one core, rss {rss} (start {rs}, end {re})\n\
+             load generator cpu {bench} of one core (this machine has 2 cores in all)\n",
+            mode = self.mode,
+            c = self.connected,
+            v = self.viewers,
+            s = self.stalled,
+            d = self.duration_s,
+            fmin = self.fps_min,
+            fp50 = self.fps_p50,
+            a50 = self.age_ms_p50,
+            a99 = self.age_ms_p99,
+            amax = self.age_ms_max,
+            f50 = self.first_frame_ms_p50,
+            f99 = self.first_frame_ms_p99,
+            g = self.gbit_s,
+            cpu = opt(self.server_cpu_pct, "%"),
+            rss = opt(self.server_rss_mb, " MiB"),
+            rs = opt(self.server_rss_start_mb, ""),
+            re = opt(self.server_rss_end_mb, ""),
+            bench = opt(self.bench_cpu_pct, "%"),
+        );
+        if self.bench_cpu_pct.is_some_and(|c| c > 150.0) {
+            out.push_str(
+                "warning: the load generator used most of the machine; figures may be its limit\n",
+            );
+        }
+        if !self.age_ms_p99_series.is_empty() {
+            let series: Vec<String> =
+                self.age_ms_p99_series.iter().map(|a| format!("{a:.1}")).collect();
+            out.push_str(&format!("age p99 by slice of the window, ms: {}\n", series.join(" ")));
+        }
+        for err in &self.errors {
+            out.push_str(&format!("viewer error: {err}\n"));
+        }
+        out
+    }
+}
