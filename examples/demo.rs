@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
             &cache_addr.to_string(),
             client::headless::Options::default().subscribe,
             true,
+            None,
         );
         watcher.abort();
         return shown;

@@ -1,11 +1,9 @@
 //! The headless viewer: receive, decode and measure frames without a window. Scripts, tests
 //! and the demo (where no display exists) use it.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use relay::SubscribeOptions;
 use relay::clock::age_ms;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +11,7 @@ use tracing::warn;
 
 use crate::decode::Decoder;
 use crate::link::{Event, Link};
+use crate::record::Recorder;
 use crate::report::{Report, Tracker};
 
 /// What the headless viewer does.
@@ -55,13 +54,7 @@ pub async fn run(
     options: Options,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Report> {
-    let mut recorder = match &options.record {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("could not create recording {}", path.display()))?,
-        )),
-        None => None,
-    };
+    let mut recorder = options.record.as_deref().map(Recorder::create).transpose()?;
     let deadline = options.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut link = Link::new(addr, options.subscribe.clone(), options.reconnect);
     let mut tracker = Tracker::new();
@@ -93,8 +86,8 @@ pub async fn run(
                 let age = age_ms(frame.header().capture_us);
                 let decoded = decoder.decode(frame.payload()).ok().map(|p| (p.width, p.height));
                 tracker.record(frame.header(), frame.payload().len(), age, at, decoded);
-                if let Some(out) = recorder.as_mut() {
-                    out.write_all(frame.payload()).context("could not write the recording")?;
+                if let Some(recorder) = recorder.as_mut() {
+                    recorder.write(&frame)?;
                 }
                 if let Some(every) = options.progress_every {
                     if at.duration_since(last_progress) >= every {
@@ -115,8 +108,8 @@ pub async fn run(
         }
     }
     link.close().await;
-    if let Some(mut out) = recorder {
-        out.flush().context("could not write the recording")?;
+    if let Some(recorder) = recorder {
+        recorder.finish()?;
     }
     Ok(tracker.report())
 }

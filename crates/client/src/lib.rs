@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`link`] — the redialling connection, as a sequence of events.
 //! - [`decode`] — JPEG decoding into a reused buffer.
+//! - [`record`] — `--record`: the received JPEGs as an MJPEG file.
 //! - [`report`] — per-viewer measurements (order, freshness, rate) and their JSON report.
 //! - [`headless`] — receive N frames without a window, optionally recording them.
 //! - [`window`] — the minifb window.
@@ -14,6 +15,7 @@
 pub mod decode;
 pub mod headless;
 pub mod link;
+pub mod record;
 pub mod report;
 pub mod window;
 

@@ -32,8 +32,8 @@ struct Cli {
     /// Largest frame accepted, in bytes; a longer one drops the connection.
     #[arg(long, default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN)]
     max_frame_bytes: usize,
-    /// Write every received JPEG, untouched, to this MJPEG file.
-    #[arg(long, requires = "headless")]
+    /// Write every received JPEG, untouched, to this MJPEG file (with or without a window).
+    #[arg(long)]
     record: Option<PathBuf>,
 }
 
@@ -57,7 +57,12 @@ fn subscribe_options(cli: &Cli) -> relay::SubscribeOptions {
 }
 
 fn run_window(cli: &Cli) -> anyhow::Result<ExitCode> {
-    client::window::run(&cli.server, subscribe_options(cli), !cli.exit_on_disconnect)?;
+    client::window::run(
+        &cli.server,
+        subscribe_options(cli),
+        !cli.exit_on_disconnect,
+        cli.record.as_deref(),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,6 +6,7 @@
 //! and hands over only the newest frame through a watch channel: when decoding or drawing
 //! falls behind, old frames are skipped, never queued.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::decode::Decoder;
 use crate::link::{Event, Link};
+use crate::record::Recorder;
 
 /// A frame older than this on screen means the source is offline, not just slow.
 const STALE_AFTER: Duration = Duration::from_secs(2);
@@ -52,7 +54,13 @@ pub fn display_available() -> bool {
 }
 
 /// Shows the stream from `addr` until the window is closed or `q`/Esc is pressed.
-pub fn run(addr: &str, subscribe: SubscribeOptions, reconnect: bool) -> anyhow::Result<()> {
+/// With `record`, every received JPEG is also appended to that MJPEG file.
+pub fn run(
+    addr: &str,
+    subscribe: SubscribeOptions,
+    reconnect: bool,
+    record: Option<&Path>,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         display_available(),
         "no display found (DISPLAY is not set); run with --headless to receive without a window"
@@ -62,9 +70,11 @@ pub fn run(addr: &str, subscribe: SubscribeOptions, reconnect: bool) -> anyhow::
         .enable_all()
         .build()
         .context("could not start the network runtime")?;
+    let recorder = record.map(Recorder::create).transpose()?;
     let shutdown = CancellationToken::new();
     let (feed_tx, mut feed) = watch::channel(Feed::Connecting);
-    runtime.spawn(pump(addr.to_owned(), subscribe, reconnect, feed_tx, shutdown.clone()));
+    let link = Link::new(addr, subscribe, reconnect);
+    let pumping = runtime.spawn(pump(link, recorder, feed_tx, shutdown.clone()));
 
     let options = WindowOptions {
         resize: true,
@@ -108,8 +118,16 @@ pub fn run(addr: &str, subscribe: SubscribeOptions, reconnect: bool) -> anyhow::
             .context("could not draw the window")?;
     }
     shutdown.cancel();
+    // Let the pump say goodbye and flush the recording before the runtime goes.
+    let pumped =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(2), pumping).await });
     runtime.shutdown_timeout(Duration::from_millis(500));
-    outcome
+    outcome?;
+    match pumped {
+        Ok(Ok(result)) => result,
+        Ok(Err(err)) => Err(anyhow::anyhow!("network task failed: {err}")),
+        Err(_) => Err(anyhow::anyhow!("network task did not stop")),
+    }
 }
 
 /// Catches `q` and Esc from the input callback, which sees every key event: `is_key_down`
@@ -130,31 +148,39 @@ impl InputCallback for QuitKeys {
     }
 }
 
+/// Moves events from the link to the window (and frames to the recording) until shutdown.
 async fn pump(
-    addr: String,
-    subscribe: SubscribeOptions,
-    reconnect: bool,
+    mut link: Link,
+    mut recorder: Option<Recorder>,
     feed: watch::Sender<Feed>,
     shutdown: CancellationToken,
-) {
-    let mut link = Link::new(&addr, subscribe, reconnect);
+) -> anyhow::Result<()> {
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
             event = link.next() => event,
         };
         let message = match event {
-            Ok(Event::Frame(frame, _)) => Feed::Frame(frame),
+            Ok(Event::Frame(frame, _)) => {
+                if let Some(recorder) = recorder.as_mut() {
+                    if let Err(err) = recorder.write(&frame) {
+                        feed.send_replace(Feed::Failed(format!("{err:#}")));
+                        return Err(err);
+                    }
+                }
+                Feed::Frame(frame)
+            }
             Ok(Event::Connected(_)) => Feed::Connected,
             Ok(Event::Lost(why)) => Feed::Lost(why),
             Err(err) => {
                 feed.send_replace(Feed::Failed(format!("{err:#}")));
-                return;
+                return Ok(());
             }
         };
         feed.send_replace(message);
     }
     link.close().await;
+    recorder.map_or(Ok(()), Recorder::finish)
 }
 
 /// The connection, as far as the window cares.

@@ -133,7 +133,7 @@ pub struct Format {
 /// What a drone built without the `camera` feature says when asked for a camera.
 pub const NO_CAMERA_SUPPORT: &str = "this drone was built without camera support; rebuild it \
      with `cargo build --release -p drone --features camera` (after `apt-get install \
-     libclang-dev clang`; see docs/CAMERAS.md), or use --source test or --source FILE";
+     libclang-dev`; see docs/CAMERAS.md), or use --source test or --source FILE";
 
 /// Opens the source named by `spec`.
 pub fn open(spec: &SourceSpec, format: Format) -> anyhow::Result<Box<dyn Source>> {
