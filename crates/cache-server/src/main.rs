@@ -34,9 +34,19 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     relay::cli::init_logging();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::new(&cli.upstream);
     config.server = cli.serve.config(&config.server.agent).map_err(anyhow::Error::msg)?;
     config.subscribe.max_message_len = cli.max_frame_bytes;

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("client: {err:#}");
+            eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -97,10 +97,13 @@ impl CaptureTask {
                 }
                 next += interval;
             }
-            let before = now_us();
             match source.next_frame() {
                 Ok(captured) => {
-                    let capture_us = if paced { now_us() } else { before };
+                    // Stamped when the source hands over the finished JPEG, for every source
+                    // alike: a camera's exposure and MJPEG encode happen before nokhwa returns,
+                    // so the test pattern's drawing and encoding are left out the same way.
+                    // Frame age then measures the path from drone to screen.
+                    let capture_us = now_us();
                     let header = FrameHeader {
                         seq,
                         capture_us,

@@ -302,7 +302,10 @@ fn open_any(index: u32) -> anyhow::Result<Camera> {
         }
     }
     let err = last.map_or_else(|| anyhow!("no format to try"), |err| anyhow!(err));
-    Err(err.context(format!("camera {index} accepts none of the formats the drone can use")))
+    Err(err.context(format!(
+        "camera {index} offers none of the formats the drone can use (MJPEG, YUYV, NV12, RGB, \
+         grey); UVC cameras have a second node for metadata only: try another --camera"
+    )))
 }
 
 /// The offered format to ask for: MJPEG if the camera has it at all (passed through, no
