@@ -56,6 +56,9 @@ struct Common {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run this many times and finish with the median of each figure.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,7 +113,7 @@ enum Cmd {
         #[arg(long, default_value_t = 6)]
         intervals: usize,
         /// The cache-server's --notsent-lowat for the "on" run.
-        #[arg(long, default_value_t = 65_536)]
+        #[arg(long, default_value_t = 16_384)]
         lowat: u32,
     },
     /// Internal: the ceiling's writer process. Prints its address, then serves.
@@ -134,6 +137,20 @@ fn print(summary: &Summary, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// After several runs, the median of every figure, labelled as such.
+fn print_median(runs: &[Summary], json: bool) -> anyhow::Result<()> {
+    if runs.len() < 2 {
+        return Ok(());
+    }
+    let median = bench::summary::median(runs);
+    if json {
+        println!("{}", serde_json::json!({ "median_of_runs": runs.len(), "median": median }));
+    } else {
+        println!("median of {} runs:\n{}", runs.len(), median.table());
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     relay::cli::init_logging();
@@ -152,13 +169,23 @@ async fn main() -> anyhow::Result<()> {
                 intervals: run.intervals,
                 count_repeats: false,
             };
-            print(&bench::measure("relay", &load, run.server_pid).await, run.common.json)
+            let mut runs = Vec::new();
+            for _ in 0..run.common.repeat.max(1) {
+                let summary = bench::measure("relay", &load, run.server_pid).await;
+                print(&summary, run.common.json)?;
+                runs.push(summary);
+            }
+            print_median(&runs, run.common.json)
         }
         Some(Cmd::Ceiling { common, frame_bytes }) => {
-            let summary =
-                ceiling(common.viewers, secs(common.duration)?, secs(common.warmup)?, frame_bytes)
-                    .await?;
-            print(&summary, common.json)
+            let (duration, warmup) = (secs(common.duration)?, secs(common.warmup)?);
+            let mut runs = Vec::new();
+            for _ in 0..common.repeat.max(1) {
+                let summary = ceiling(common.viewers, duration, warmup, frame_bytes).await?;
+                print(&summary, common.json)?;
+                runs.push(summary);
+            }
+            print_median(&runs, common.json)
         }
         Some(Cmd::Sweep { server, server_pid, counts, min_fps, duration, json }) => {
             let duration = secs(duration)?;

@@ -183,3 +183,35 @@ impl Summary {
         out
     }
 }
+
+/// The median, figure by figure, of several runs of the same measurement (each figure's
+/// median is taken on its own, so the result need not equal any one run).
+pub fn median(runs: &[Summary]) -> Summary {
+    let mut out = runs[runs.len() / 2].clone();
+    let mid = |f: &dyn Fn(&Summary) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mid_opt = |f: &dyn Fn(&Summary) -> Option<f64>| {
+        let mut v: Vec<f64> = runs.iter().filter_map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    out.fps_min = mid(&|s| s.fps_min);
+    out.fps_p50 = mid(&|s| s.fps_p50);
+    out.age_ms_p50 = mid(&|s| s.age_ms_p50);
+    out.age_ms_p99 = mid(&|s| s.age_ms_p99);
+    out.age_ms_max = mid(&|s| s.age_ms_max);
+    out.first_frame_ms_p50 = mid(&|s| s.first_frame_ms_p50);
+    out.first_frame_ms_p99 = mid(&|s| s.first_frame_ms_p99);
+    out.gbit_s = mid(&|s| s.gbit_s);
+    out.server_cpu_pct = mid_opt(&|s| s.server_cpu_pct);
+    out.server_rss_mb = mid_opt(&|s| s.server_rss_mb);
+    out.server_rss_start_mb = mid_opt(&|s| s.server_rss_start_mb);
+    out.server_rss_end_mb = mid_opt(&|s| s.server_rss_end_mb);
+    out.bench_cpu_pct = mid_opt(&|s| s.bench_cpu_pct);
+    out.connected = runs.iter().map(|s| s.connected).min().unwrap_or(0);
+    out.mode = "median";
+    out
+}

@@ -13,10 +13,7 @@ use crate::{DEFAULT_MAX_MESSAGE_LEN, LENGTH_PREFIX_LEN, MAGIC, MAX_CONTROL_LEN, 
 #[derive(Debug, thiserror::Error)]
 pub enum FramingError {
     /// The length prefix announced more than the limit; nothing was allocated for it.
-    #[error(
-        "peer announced a {len}-byte message, above the {max}-byte limit \
-         (raise --max-frame-bytes if its frames really are that large)"
-    )]
+    #[error("peer announced a {len}-byte message, above the {max}-byte limit{}", too_long_hint(*.max))]
     TooLong {
         /// What the prefix said.
         len: u64,
@@ -56,6 +53,15 @@ pub enum FramingError {
     /// The socket failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+/// What to do about [`FramingError::TooLong`]: only a receiver of frames has a limit to raise.
+fn too_long_hint(max: usize) -> &'static str {
+    if max > MAX_CONTROL_LEN {
+        " (raise --max-frame-bytes if its frames really are that large)"
+    } else {
+        " (this side accepts only control messages)"
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +119,11 @@ impl MessageCodec {
         let max = if self.awaiting_hello { MAX_CONTROL_LEN } else { self.max_len };
         if len > max as u64 {
             if self.awaiting_hello {
+                // The byte after a little-endian length tells the Python tutorial's pickle
+                // stream apart: when a sender wrote the length on its own, wait for it.
+                if src.len() == LENGTH_PREFIX_LEN && sniff::little_endian_len(src).is_some() {
+                    return Ok(None);
+                }
                 return Err(FramingError::NotDronecast(sniff::describe(src)));
             }
             return Err(FramingError::TooLong { len, max });
@@ -153,8 +164,12 @@ impl Decoder for MessageCodec {
         let kind = src[LENGTH_PREFIX_LEN];
         if self.awaiting_hello {
             let body = &src[LENGTH_PREFIX_LEN..LENGTH_PREFIX_LEN + len];
-            let is_hello = kind == KIND_HELLO && body.get(1..1 + MAGIC.len()) == Some(&MAGIC[..]);
-            if !is_hello && kind != KIND_REFUSED {
+            let magic = body.get(1..).unwrap_or_default();
+            let magic = &magic[..magic.len().min(MAGIC.len())];
+            if kind == KIND_HELLO && magic != MAGIC {
+                return Err(FramingError::NotDronecast(sniff::wrong_magic(magic)));
+            }
+            if kind != KIND_HELLO && kind != KIND_REFUSED {
                 return Err(FramingError::NotDronecast(sniff::describe(src)));
             }
         }
@@ -177,6 +192,13 @@ impl Decoder for MessageCodec {
         match self.decode(src)? {
             Some(message) => Ok(Some(message)),
             None if src.is_empty() => Ok(None),
+            // A first prefix held back to see the byte after it (see `decode_head`).
+            None if self.awaiting_hello
+                && matches!(self.state, DecodeState::Head)
+                && src.len() >= LENGTH_PREFIX_LEN =>
+            {
+                Err(FramingError::NotDronecast(sniff::describe(src)))
+            }
             None => {
                 let need = match self.state {
                     DecodeState::Body(len) => (LENGTH_PREFIX_LEN + len) as u64,

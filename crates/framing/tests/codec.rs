@@ -443,6 +443,64 @@ fn the_python_tutorial_stream_is_named_in_the_error() {
 }
 
 #[test]
+fn the_python_tutorial_stream_is_named_when_its_length_arrives_alone() {
+    // A sender that writes the length and the pickle separately: the prefix alone could be
+    // anything little-endian, so the decoder waits for the byte that says "pickle".
+    let mut codec = MessageCodec::new();
+    let mut buf = BytesMut::new();
+    buf.put_u64_le(921_765);
+    assert_eq!(codec.decode(&mut buf).expect("undecided"), None);
+    buf.put_slice(&[0x80, 0x04, 0x95]);
+    let what = not_dronecast(codec.decode(&mut buf).expect_err("pickle"));
+    assert!(what.contains("Python pickle stream") && what.contains("921765"), "{what}");
+
+    // If the stream ends right after the prefix, that prefix is still named.
+    let mut codec = MessageCodec::new();
+    let mut buf = BytesMut::new();
+    buf.put_u64_le(921_765);
+    let what = not_dronecast(codec.decode_eof(&mut buf).expect_err("a lone prefix"));
+    assert!(what.contains("little-endian it would be 921765"), "{what}");
+}
+
+#[test]
+fn a_first_length_of_2_pow_63_is_named_in_the_error() {
+    let mut buf = BytesMut::from(&prefix(1 << 63)[..]);
+    buf.put_u8(b'F');
+    let what = not_dronecast(MessageCodec::new().decode(&mut buf).expect_err("2^63"));
+    assert!(what.contains("length prefix of 9223372036854775808 bytes"), "{what}");
+}
+
+#[test]
+fn an_http_response_is_named_as_a_response() {
+    let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n\r\n"[..]);
+    let what = not_dronecast(MessageCodec::new().decode(&mut buf).expect_err("HTTP"));
+    assert_eq!(what, "an HTTP response (HTTP/1.1 200 OK)");
+}
+
+#[test]
+fn the_wrong_magic_is_named_in_the_error() {
+    let mut buf = BytesMut::from(&hello_wire()[..]);
+    buf[LENGTH_PREFIX_LEN + 1..LENGTH_PREFIX_LEN + 5].copy_from_slice(b"XXXX");
+    let what = not_dronecast(MessageCodec::new().decode(&mut buf).expect_err("wrong magic"));
+    assert!(what.starts_with("a hello with the wrong magic 58 58 58 58"), "{what}");
+}
+
+#[test]
+fn only_a_frame_receiver_is_told_to_raise_its_limit() {
+    let mut codec = MessageCodec::with_max_len(MAX_CONTROL_LEN);
+    let mut buf = BytesMut::from(&hello_wire()[..]);
+    codec.decode(&mut buf).expect("hello");
+    buf.extend_from_slice(&prefix(1 << 63));
+    let text = codec.decode(&mut buf).expect_err("too long").to_string();
+    assert!(!text.contains("--max-frame-bytes"), "{text}");
+
+    let (mut codec, mut buf) = after_hello();
+    buf.extend_from_slice(&prefix(1 << 63));
+    let text = codec.decode(&mut buf).expect_err("too long").to_string();
+    assert!(text.contains("--max-frame-bytes"), "{text}");
+}
+
+#[test]
 fn a_tls_handshake_is_named_in_the_error() {
     let mut buf = BytesMut::from(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc][..]);
     let what = not_dronecast(MessageCodec::new().decode(&mut buf).expect_err("TLS"));

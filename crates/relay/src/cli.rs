@@ -20,9 +20,10 @@ pub struct ServeArgs {
     /// Seconds a viewer may take no data before it is dropped (a laptop gone to sleep).
     #[arg(long, env = "DRONECAST_VIEWER_TIMEOUT", default_value_t = 30.0)]
     pub viewer_timeout: f64,
-    /// Bytes of unsent data the kernel may hold per viewer (TCP_NOTSENT_LOWAT); about one frame
-    /// keeps slow viewers fresh. 0 leaves the kernel default.
-    #[arg(long, env = "DRONECAST_NOTSENT_LOWAT", default_value_t = 64 * 1024)]
+    /// Bytes of unsent data the kernel may hold per viewer (TCP_NOTSENT_LOWAT). A small cap
+    /// makes a slow viewer's writer pick its next frame late, so it gets a fresh one rather
+    /// than one that waited behind a deep buffer. 0 leaves the kernel default.
+    #[arg(long, env = "DRONECAST_NOTSENT_LOWAT", default_value_t = 16 * 1024)]
     pub notsent_lowat: u32,
 }
 

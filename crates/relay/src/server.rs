@@ -48,7 +48,7 @@ impl Default for ServerConfig {
             max_viewers: 10_000,
             handshake_timeout: Duration::from_secs(5),
             viewer_timeout: Duration::from_secs(30),
-            notsent_lowat: Some(64 * 1024),
+            notsent_lowat: Some(16 * 1024),
         }
     }
 }
