@@ -1,6 +1,8 @@
 //! Starting the pieces in-process on ephemeral loopback ports.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod logs;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +10,7 @@ use std::time::Duration;
 use dronecast::cache_server::{self, CacheServer, UpstreamState, UpstreamStats};
 use dronecast::client::{Report, headless};
 use dronecast::drone::{self, Format};
+use dronecast::relay::ServerStats;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -32,10 +35,20 @@ impl Drone {
 
 /// A test-pattern drone at `fps` on `addr` (`127.0.0.1:0` for any port).
 pub async fn drone_at(addr: &str, fps: u32) -> anyhow::Result<Drone> {
+    drone_with(addr, fps, |_| {}).await
+}
+
+/// A test-pattern drone at `fps` on `addr`, its configuration adjusted by `configure`.
+pub async fn drone_with(
+    addr: &str,
+    fps: u32,
+    configure: impl FnOnce(&mut drone::Config),
+) -> anyhow::Result<Drone> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let mut config = drone::Config::default();
     config.format = Format { fps, ..config.format };
+    configure(&mut config);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(drone::run(config, listener, shutdown.clone()));
     Ok(Drone { addr, shutdown, task })
@@ -50,6 +63,7 @@ pub async fn drone(fps: u32) -> anyhow::Result<Drone> {
 pub struct Cache {
     pub addr: SocketAddr,
     pub upstream: Arc<UpstreamStats>,
+    pub viewers: Arc<ServerStats>,
     pub shutdown: CancellationToken,
     pub task: JoinHandle<anyhow::Result<()>>,
 }
@@ -75,15 +89,26 @@ impl Cache {
 
 /// A cache-server on an ephemeral port, relaying `upstream`.
 pub async fn cache(upstream: SocketAddr) -> anyhow::Result<Cache> {
+    cache_with(upstream, |_| {}).await
+}
+
+/// A cache-server on an ephemeral port, relaying `upstream`, its configuration adjusted by
+/// `configure`.
+pub async fn cache_with(
+    upstream: SocketAddr,
+    configure: impl FnOnce(&mut cache_server::Config),
+) -> anyhow::Result<Cache> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let mut config = cache_server::Config::new(upstream.to_string());
     config.summary_every = None;
+    configure(&mut config);
     let server = CacheServer::new(config);
     let upstream = server.upstream_stats();
+    let viewers = server.viewer_stats();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(server.run(listener, shutdown.clone()));
-    Ok(Cache { addr, upstream, shutdown, task })
+    Ok(Cache { addr, upstream, viewers, shutdown, task })
 }
 
 /// A headless viewer that takes `frames` frames from `addr`, redialling if need be.

@@ -25,7 +25,7 @@ use relay::{Server, ServerConfig, ServerStats, SubscribeOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{Instrument, info, info_span};
 
 pub use upstream::{Backoff, UpstreamState, UpstreamStats};
 
@@ -51,7 +51,11 @@ impl Config {
         Config {
             upstream: upstream.into(),
             subscribe: SubscribeOptions { agent: agent.into(), ..SubscribeOptions::default() },
-            backoff: Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(1) },
+            // A cap well under a second: viewers resume within a second of the drone's return.
+            backoff: Backoff {
+                initial: Duration::from_millis(50),
+                max: Duration::from_millis(500),
+            },
             server: ServerConfig { agent: agent.into(), ..ServerConfig::default() },
             summary_every: Some(Duration::from_secs(5)),
         }
@@ -92,14 +96,19 @@ impl CacheServer {
         let addr = listener.local_addr().context("listener has no local address")?;
         info!(%addr, upstream = %self.config.upstream, "cache-server serving viewers");
         let (publish, latest) = watch::channel::<Option<Frame>>(None);
-        let upstream = tokio::spawn(upstream::run(
-            self.config.upstream.clone(),
-            self.config.subscribe.clone(),
-            self.config.backoff,
-            publish,
-            self.upstream.clone(),
-            shutdown.clone(),
-        ));
+        // Every line the link logs names the upstream it dials.
+        let span = info_span!("upstream", addr = %self.config.upstream);
+        let upstream = tokio::spawn(
+            upstream::run(
+                self.config.upstream.clone(),
+                self.config.subscribe.clone(),
+                self.config.backoff,
+                publish,
+                self.upstream.clone(),
+                shutdown.clone(),
+            )
+            .instrument(span),
+        );
         if let Some(every) = self.config.summary_every {
             let summary = summary::Summary::new(self.upstream.clone(), self.server.stats(), every);
             tokio::spawn(summary.run(shutdown.clone()));

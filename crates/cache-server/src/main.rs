@@ -20,8 +20,9 @@ struct Cli {
     /// Address to listen on for viewers.
     #[arg(long, env = "CACHE_LISTEN", default_value = "0.0.0.0:9998")]
     listen: SocketAddr,
-    /// Longest pause between upstream redials, in seconds (the pause doubles from 50 ms).
-    #[arg(long, default_value_t = 1.0)]
+    /// Longest pause between upstream redials, in seconds (the pause doubles from 50 ms). It
+    /// bounds how long viewers wait for video once the upstream is back.
+    #[arg(long, env = "CACHE_REDIAL_MAX", default_value_t = 0.5)]
     redial_max: f64,
     /// Largest frame accepted from upstream, in bytes; a longer one drops the link.
     #[arg(long, default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN)]

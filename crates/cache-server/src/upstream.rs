@@ -46,6 +46,7 @@ pub struct UpstreamStats {
     frames_in: AtomicU64,
     bytes_in: AtomicU64,
     connects: AtomicU64,
+    dials: AtomicU64,
 }
 
 impl UpstreamStats {
@@ -55,6 +56,7 @@ impl UpstreamStats {
             frames_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             connects: AtomicU64::new(0),
+            dials: AtomicU64::new(0),
         }
     }
 
@@ -82,6 +84,11 @@ impl UpstreamStats {
     pub fn connects(&self) -> u64 {
         self.connects.load(Ordering::Relaxed)
     }
+
+    /// Connection attempts so far, whether or not they got past the handshake.
+    pub fn dials(&self) -> u64 {
+        self.dials.load(Ordering::Relaxed)
+    }
 }
 
 /// Redial pacing.
@@ -107,6 +114,7 @@ pub(crate) async fn run(
     let mut attempts = 0u64;
     loop {
         attempts += 1;
+        stats.dials.fetch_add(1, Ordering::Relaxed);
         let dialled = tokio::select! {
             _ = shutdown.cancelled() => break,
             dialled = subscribe(&addr, &options) => dialled,

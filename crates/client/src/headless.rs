@@ -7,7 +7,7 @@ use std::time::Duration;
 use relay::SubscribeOptions;
 use relay::clock::age_ms;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{trace, warn};
 
 use crate::decode::Decoder;
 use crate::link::{Event, Link};
@@ -84,6 +84,8 @@ pub async fn run(
             Event::Lost(_) => {}
             Event::Frame(frame, at) => {
                 let age = age_ms(frame.header().capture_us);
+                // One line per frame with RUST_LOG=client=trace: what tests time deliveries by.
+                trace!(seq = frame.header().seq, age_ms = age, "frame");
                 let decoded = decoder.decode(frame.payload()).ok().map(|p| (p.width, p.height));
                 tracker.record(frame.header(), frame.payload().len(), age, at, decoded);
                 if let Some(recorder) = recorder.as_mut() {

@@ -11,13 +11,15 @@ use crate::ServerConfig;
 /// Flags of every program that serves viewers (drone, cache-server).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Most viewers served at once; one more gets a "server full" refusal.
+    /// Most viewers served at once (connections still in their handshake count); one more is
+    /// sent a "server full" refusal and closed.
     #[arg(long, env = "DRONECAST_MAX_VIEWERS", default_value_t = 10_000)]
     pub max_viewers: usize,
-    /// Seconds a new connection has to send its hello.
+    /// Seconds a new connection has to send its complete hello; then it is dropped.
     #[arg(long, env = "DRONECAST_HANDSHAKE_TIMEOUT", default_value_t = 5.0)]
     pub handshake_timeout: f64,
-    /// Seconds a viewer may take no data before it is dropped (a laptop gone to sleep).
+    /// Seconds a viewer's socket may take to accept one frame; a viewer that takes nothing
+    /// for this long (a laptop gone to sleep, a stuck program) is dropped.
     #[arg(long, env = "DRONECAST_VIEWER_TIMEOUT", default_value_t = 30.0)]
     pub viewer_timeout: f64,
     /// Bytes of unsent data the kernel may hold per viewer (TCP_NOTSENT_LOWAT). A small cap
@@ -57,12 +59,14 @@ pub fn init_logging() {
 }
 
 /// A token cancelled on the first SIGINT (Ctrl-C) or SIGTERM. Must be called inside a tokio
-/// runtime.
+/// runtime. The handlers are installed before this returns, so a signal that arrives as soon
+/// as the program says it is ready is not lost (nor does it kill the process outright).
 pub fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
+    let signals = Signals::install();
     tokio::spawn(async move {
-        let name = wait_for_signal().await;
+        let name = signals.recv().await;
         tracing::info!("{name} received; shutting down");
         cancel.cancel();
     });
@@ -70,23 +74,48 @@ pub fn shutdown_on_signal() -> CancellationToken {
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
+struct Signals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+    }
+
+    async fn recv(mut self) -> &'static str {
+        async fn next(signal: Option<&mut tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(self.int.as_mut()) => "SIGINT",
+            _ = next(self.term.as_mut()) => "SIGTERM",
+        }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> Signals {
+        Signals
+    }
+
+    async fn recv(self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }

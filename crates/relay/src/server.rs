@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use framing::{MAX_CONTROL_LEN, Message, MessageCodec, Role};
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -87,8 +87,8 @@ impl ServerStats {
 /// Why a viewer connection ended badly.
 #[derive(Debug, thiserror::Error)]
 enum ViewerError {
-    #[error("sent no hello within {0:?}")]
-    HandshakeTimeout(Duration),
+    #[error("sent no complete hello within {wait:?} ({got} bytes received)")]
+    HandshakeTimeout { wait: Duration, got: usize },
     #[error("closed the connection before its hello")]
     ClosedBeforeHello,
     #[error(transparent)]
@@ -137,6 +137,8 @@ impl Server {
         let mut backoff = Duration::from_millis(50);
         loop {
             let accepted = tokio::select! {
+                // Shutdown first: a connection that arrives with it is not served.
+                biased;
                 _ = shutdown.cancelled() => break,
                 accepted = listener.accept() => accepted,
             };
@@ -178,23 +180,41 @@ impl Server {
                     let max = self.config.max_viewers;
                     warn!(parent: &span, max, "refusing viewer: server full");
                     if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                        let shutdown = shutdown.clone();
                         tasks.spawn(async move {
                             let reason = format!("server full ({max} viewers); try again later");
-                            refuse(stream, &reason).await;
+                            tokio::select! {
+                                _ = refuse(stream, &reason) => {}
+                                _ = shutdown.cancelled() => {}
+                            }
                             drop(permit);
                         });
                     }
                 }
             }
         }
+        // Stop accepting now: a connection attempted during the goodbyes is refused at once
+        // instead of waiting in the backlog until the process exits.
+        drop(listener);
         debug!("listener closed; waiting for viewers to say goodbye");
         tasks.close();
         tasks.wait().await;
     }
 }
 
+/// Sends the refusal, then closes gracefully: the peer's hello is still unread in our receive
+/// buffer, and closing over unread data would send a reset, which lets some systems discard
+/// the refusal before the peer reads it. So shut down our side and drain until the peer
+/// closes (it does on reading the refusal), within a second in all.
 async fn refuse(mut stream: TcpStream, reason: &str) {
-    let _ = timeout(Duration::from_secs(1), stream.write_all(&Message::refused(reason))).await;
+    let linger = async {
+        stream.write_all(&Message::refused(reason)).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), io::Error>(())
+    };
+    let _ = timeout(Duration::from_secs(1), linger).await;
 }
 
 /// One viewer connection.
@@ -212,7 +232,16 @@ impl Viewer {
         }
         let (read, mut write) = stream.into_split();
         let mut read = FramedRead::new(read, MessageCodec::with_max_len(MAX_CONTROL_LEN));
-        let agent = match self.handshake(&mut read, &mut write).await {
+        // A peer still in its handshake must not hold up a shutdown for the handshake timeout.
+        let handshake = tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => {
+                debug!("closing a connection still in its handshake: shutting down");
+                return;
+            }
+            handshake = self.handshake(&mut read, &mut write) => handshake,
+        };
+        let agent = match handshake {
             Ok(agent) => agent,
             Err(err) => {
                 warn!(%err, "dropped peer during handshake");
@@ -238,7 +267,10 @@ impl Viewer {
     ) -> Result<String, ViewerError> {
         let wait = self.config.handshake_timeout;
         let hello = match timeout(wait, read.next()).await {
-            Err(_) => return Err(ViewerError::HandshakeTimeout(wait)),
+            Err(_) => {
+                let got = read.read_buffer().len();
+                return Err(ViewerError::HandshakeTimeout { wait, got });
+            }
             Ok(None) => return Err(ViewerError::ClosedBeforeHello),
             Ok(Some(message)) => message?,
         };
@@ -265,6 +297,7 @@ impl Viewer {
         self.latest.mark_changed();
         loop {
             tokio::select! {
+                biased;
                 _ = self.shutdown.cancelled() => {
                     goodbye(write, "server shutting down").await;
                     return Ok("server shutting down");

@@ -93,14 +93,23 @@ pub enum SubscribeError {
         /// Where we dialled.
         addr: String,
     },
-    /// The source went quiet.
-    #[error("{addr} sent nothing for {wait:?}; giving up on it")]
+    /// The source went quiet, or stalled in the middle of a message.
+    #[error("{addr} {}; giving up on it", idle_what(*.wait, *.pending))]
     Idle {
         /// Where we dialled.
         addr: String,
         /// How long it was quiet.
         wait: Duration,
+        /// Bytes of an unfinished message received before it went quiet.
+        pending: usize,
     },
+}
+
+fn idle_what(wait: Duration, pending: usize) -> String {
+    match pending {
+        0 => format!("sent nothing for {wait:?}"),
+        n => format!("sent no complete message within {wait:?} (stalled after {n} bytes of one)"),
+    }
 }
 
 /// A connection to a source, past the handshake.
@@ -173,9 +182,10 @@ impl Subscription {
     /// messages.
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, SubscribeError> {
         let wait = self.idle_timeout;
-        let next = timeout(wait, self.read.next())
-            .await
-            .map_err(|_| SubscribeError::Idle { addr: self.addr.clone(), wait })?;
+        let Ok(next) = timeout(wait, self.read.next()).await else {
+            let pending = self.read.read_buffer().len();
+            return Err(SubscribeError::Idle { addr: self.addr.clone(), wait, pending });
+        };
         match next {
             None | Some(Ok(Message::Goodbye(_))) => Ok(None),
             Some(Ok(Message::Frame(frame))) => Ok(Some(frame)),

@@ -1,0 +1,143 @@
+//! What the limit and fault tests share: starting the real binaries, an in-process drone, and
+//! a raw viewer that speaks the protocol message by message.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use framing::{Hello, MAX_CONTROL_LEN, Message, MessageCodec, Role};
+use futures_util::StreamExt;
+use testkit::Running;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+/// Upper bound for anything a test waits on; generous for a loaded 2-core machine.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The `cache-server` binary under test.
+pub fn cache_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cache-server"))
+}
+
+/// The `drone` binary, built beside this test by `cargo test --workspace`.
+pub fn drone_bin() -> anyhow::Result<PathBuf> {
+    testkit::sibling_bin("drone")
+}
+
+/// The `client` binary, built beside this test by `cargo test --workspace`.
+pub fn client_bin() -> anyhow::Result<PathBuf> {
+    testkit::sibling_bin("client")
+}
+
+/// Starts the real cache-server relaying `upstream` on `listen` (`127.0.0.1:0` for any port)
+/// with `extra` flags, and waits until it serves viewers.
+pub fn start_cache(
+    upstream: &str,
+    listen: &str,
+    extra: &[&str],
+) -> anyhow::Result<(Running, SocketAddr)> {
+    let cmd = cache_cmd(upstream, listen, extra);
+    let (cache, addr, _) = start_cache_at(cmd)?;
+    Ok((cache, addr))
+}
+
+/// Starts `cmd` (a cache-server) and returns it, its address and when it said it was ready.
+pub fn start_cache_at(mut cmd: Command) -> anyhow::Result<(Running, SocketAddr, Instant)> {
+    let cache = Running::start(&mut cmd)?;
+    let (addr, ready) = cache.wait_for_addr_at("serving viewers", PATIENCE)?;
+    Ok((cache, addr, ready))
+}
+
+/// The command [`start_cache`] runs.
+pub fn cache_cmd(upstream: &str, listen: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(cache_bin());
+    cmd.args(["--upstream", upstream, "--listen", listen, "--summary-every", "0"]).args(extra);
+    cmd
+}
+
+/// Starts the real drone (test pattern, 320×240 unless `extra` says otherwise) on `listen`
+/// and waits until it serves.
+pub fn start_drone(listen: &str, extra: &[&str]) -> anyhow::Result<(Running, SocketAddr)> {
+    start_drone_at(listen, extra).map(|(drone, addr, _)| (drone, addr))
+}
+
+/// [`start_drone`], also returning when the drone said it was ready.
+pub fn start_drone_at(
+    listen: &str,
+    extra: &[&str],
+) -> anyhow::Result<(Running, SocketAddr, Instant)> {
+    let mut cmd = Command::new(drone_bin()?);
+    cmd.args(["--listen", listen, "--source", "test"]);
+    if !extra.contains(&"--width") {
+        cmd.args(["--width", "320", "--height", "240"]);
+    }
+    let drone = Running::start(cmd.args(extra))?;
+    let (addr, ready) = drone.wait_for_addr_at("drone serving", PATIENCE)?;
+    Ok((drone, addr, ready))
+}
+
+/// A test-pattern drone in this process at `fps`, 320×240, on an ephemeral loopback port.
+/// Runs until the test's runtime ends.
+pub async fn inprocess_drone(fps: u32) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let mut config = drone::Config::default();
+    config.format = drone::Format { width: 320, height: 240, fps, ..config.format };
+    tokio::spawn(drone::run(config, listener, CancellationToken::new()));
+    Ok(addr)
+}
+
+/// A viewer that speaks the protocol by hand, so a test can tell a goodbye from a plain
+/// close and see every message.
+pub struct RawViewer {
+    pub read: FramedRead<OwnedReadHalf, MessageCodec>,
+    pub write: OwnedWriteHalf,
+}
+
+impl RawViewer {
+    /// Connects, says hello as a viewer and reads the server's hello.
+    pub async fn connect(addr: SocketAddr) -> anyhow::Result<RawViewer> {
+        let stream = TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
+        let (read, mut write) = stream.into_split();
+        write.write_all(&Hello::new(Role::Viewer, "test/raw").to_bytes()).await?;
+        let mut read = FramedRead::new(read, MessageCodec::with_max_len(MAX_CONTROL_LEN));
+        match tokio::time::timeout(PATIENCE, read.next()).await? {
+            Some(Ok(Message::Hello(hello))) if hello.role == Role::Source => {}
+            other => anyhow::bail!("expected the server's hello, got {other:?}"),
+        }
+        read.decoder_mut().set_max_len(framing::DEFAULT_MAX_MESSAGE_LEN);
+        Ok(RawViewer { read, write })
+    }
+
+    /// The next message; `None` at a clean end of stream.
+    pub async fn next(&mut self, patience: Duration) -> anyhow::Result<Option<Message>> {
+        match tokio::time::timeout(patience, self.read.next()).await {
+            Err(_) => anyhow::bail!("no message within {patience:?}"),
+            Ok(None) => Ok(None),
+            Ok(Some(message)) => Ok(Some(message?)),
+        }
+    }
+}
+
+/// CPU time (user + system) the process has used so far.
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')').context("malformed /proc/PID/stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    let ticks: u64 = fields
+        .get(11..13)
+        .context("short /proc/PID/stat")?
+        .iter()
+        .try_fold(0u64, |sum, field| -> anyhow::Result<u64> { Ok(sum + field.parse::<u64>()?) })?;
+    let per_sec = Command::new("getconf").arg("CLK_TCK").output()?;
+    let per_sec: u64 = String::from_utf8_lossy(&per_sec.stdout).trim().parse().unwrap_or(100);
+    Ok(Duration::from_secs_f64(ticks as f64 / per_sec as f64))
+}
