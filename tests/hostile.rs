@@ -626,7 +626,7 @@ impl Hostile {
             Hostile::HugeFirst => "length prefix of 9223372036854775808 bytes",
             Hostile::HugeAfterHello => "announced a 9223372036854775808-byte message",
             Hostile::Truncated => "connection closed in the middle of a message",
-            Hostile::HalfHeaderStall => "(stalled after 20 bytes of one)",
+            Hostile::HalfHeaderStall => "(stalled after 20 bytes of one message)",
             Hostile::CloseInHandshake => "closed the connection during the handshake",
         }
     }

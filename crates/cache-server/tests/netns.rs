@@ -7,11 +7,15 @@
 //! These need root and iproute2. Where namespaces cannot be created they print why and pass
 //! as skipped, unless `DRONECAST_REQUIRE_NETNS=1` (CI sets it), which makes that a failure.
 //!
-//! Why two cut tests: after a 10 s outage the cache-server's TCP resends its unacknowledged
-//! data on its retransmission timer, which by then backs off to several seconds (Linux: 0.2 s
-//! doubling, so retransmissions 6.2 s and 12.6 s into the outage). With kernel defaults
-//! delivery therefore resumes 2.5–3.5 s after the link returns; capping the timer with
-//! `net.ipv4.tcp_rto_max_ms=1000` (Linux 6.15 and later) brings that within 2 s.
+//! Why delivery comes back quickly: after a 10 s outage the cache-server's TCP would resend its
+//! unacknowledged data only on its retransmission timer, which by then has backed off to
+//! several seconds (Linux: 0.2 s doubling, retransmissions 6.2 s and 12.6 s into the outage),
+//! so the old connection alone would resume 2.5–3.5 s after the link returns. But a source
+//! sends a frame or a heartbeat at least every 0.5 s, so the client notices the silence after
+//! its 3 s idle timeout and redials with 1 s connect attempts: a fresh SYN goes out within
+//! about a second and a half of the link coming back. The second cut test shows the old
+//! connection's own recovery with the timer capped by `net.ipv4.tcp_rto_max_ms=1000`
+//! (Linux 6.15 and later).
 
 mod common;
 
@@ -93,7 +97,8 @@ impl Setup {
         Ok(Instant::now())
     }
 
-    /// Stops the client and checks it never had to reconnect.
+    /// Stops the client and checks what it received was in order (a redial after a cut is
+    /// expected: it is how the client recovers).
     fn finish(mut self) -> anyhow::Result<()> {
         self.client.terminate()?;
         let exit = self.client.wait_exit(PATIENCE)?;
@@ -103,7 +108,6 @@ impl Setup {
         }
         anyhow::ensure!(exit.success(), "client exited with {exit}: {}", self.client.log());
         let report: serde_json::Value = serde_json::from_str(&out)?;
-        assert_eq!(report["reconnects"], 0, "the client lost its connection: {report}");
         assert_eq!(report["out_of_order"], 0, "{report}");
         Ok(())
     }
@@ -119,7 +123,7 @@ fn ten_second_cut(setup: &mut Setup) -> anyhow::Result<Duration> {
 }
 
 #[test]
-fn loss_delay_and_a_10s_cut_are_survived_with_kernel_defaults() -> anyhow::Result<()> {
+fn loss_delay_and_a_10s_cut_are_survived_and_delivery_resumes_within_2s() -> anyhow::Result<()> {
     let test = "loss_delay_and_a_10s_cut_are_survived_with_kernel_defaults";
     let Some(pair) = VethPair::create_or_skip(test, "dcf", 1)? else { return Ok(()) };
     let mut setup = Setup::start(pair)?;
@@ -150,7 +154,7 @@ fn loss_delay_and_a_10s_cut_are_survived_with_kernel_defaults() -> anyhow::Resul
 
     let resumed = ten_second_cut(&mut setup)?;
     println!("after a 10 s cut, delivery resumed {resumed:?} after the link came back");
-    assert!(resumed < Duration::from_secs(4), "resumed only {resumed:?} after the link came back");
+    assert!(resumed < Duration::from_secs(2), "resumed only {resumed:?} after the link came back");
     setup.finish()
 }
 

@@ -5,7 +5,8 @@ use bytes::{Buf, BytesMut};
 use tokio_util::codec::Decoder;
 
 use crate::message::{
-    Frame, Hello, KIND_FRAME, KIND_GOODBYE, KIND_HELLO, KIND_REFUSED, Message, parse_text,
+    Frame, Hello, KIND_FRAME, KIND_GOODBYE, KIND_HEARTBEAT, KIND_HELLO, KIND_REFUSED, Message,
+    parse_text,
 };
 use crate::{DEFAULT_MAX_MESSAGE_LEN, LENGTH_PREFIX_LEN, MAGIC, MAX_CONTROL_LEN, sniff};
 
@@ -183,6 +184,7 @@ impl Decoder for MessageCodec {
             KIND_FRAME => Message::Frame(Frame::parse(wire)?),
             KIND_REFUSED => Message::Refused(parse_text(body)),
             KIND_GOODBYE => Message::Goodbye(parse_text(body)),
+            KIND_HEARTBEAT => Message::Heartbeat,
             _ => return Err(FramingError::Malformed { what: "unknown", why: "unknown kind byte" }),
         };
         Ok(Some(message))

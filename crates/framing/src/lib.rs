@@ -12,10 +12,11 @@
 //!                          'F'   frame: 31-byte header, metadata, encoded image
 //!                          'R'   refused: UTF-8 reason, then the server closes
 //!                          'B'   goodbye: UTF-8 reason, then the sender closes
+//!                          'K'   heartbeat: nothing more; a quiet source is still there
 //! ```
 //!
 //! Both ends open with a [`Hello`]; after that a source (drone or cache-server) sends only
-//! [`Frame`]s, and at the end a goodbye. `docs/PROTOCOL.md` in the repository has the byte-level
+//! [`Frame`]s (and heartbeats while it has nothing new to send), and at the end a goodbye. `docs/PROTOCOL.md` in the repository has the byte-level
 //! layout of each message.
 //!
 //! # Layout

@@ -8,6 +8,7 @@ pub(crate) const KIND_HELLO: u8 = b'H';
 pub(crate) const KIND_FRAME: u8 = b'F';
 pub(crate) const KIND_REFUSED: u8 = b'R';
 pub(crate) const KIND_GOODBYE: u8 = b'B';
+pub(crate) const KIND_HEARTBEAT: u8 = b'K';
 
 /// Longest agent name a hello carries, in bytes.
 pub const MAX_AGENT_LEN: usize = 255;
@@ -34,6 +35,9 @@ pub enum Message {
     Refused(String),
     /// The sender is shutting down cleanly; it closes next.
     Goodbye(String),
+    /// "Still here": a source sends one whenever it has sent nothing for a while (no fresh
+    /// frames), so a viewer can tell a quiet source from a dead link.
+    Heartbeat,
 }
 
 impl Message {
@@ -44,6 +48,7 @@ impl Message {
             Message::Frame(_) => "frame",
             Message::Refused(_) => "refused",
             Message::Goodbye(_) => "goodbye",
+            Message::Heartbeat => "heartbeat",
         }
     }
 
@@ -55,6 +60,11 @@ impl Message {
     /// Encodes a goodbye, length prefix included.
     pub fn goodbye(reason: &str) -> Bytes {
         encode_text(KIND_GOODBYE, reason)
+    }
+
+    /// The encoded heartbeat, length prefix included (always the same nine bytes).
+    pub fn heartbeat() -> Bytes {
+        Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 1, KIND_HEARTBEAT])
     }
 }
 

@@ -678,3 +678,13 @@ fn eight_zero_bytes_as_a_first_message_are_not_dronecast() {
     let err = MessageCodec::new().decode(&mut buf).expect_err("not a hello");
     assert!(matches!(err, FramingError::NotDronecast(_)), "{err:?}");
 }
+
+#[test]
+fn a_heartbeat_is_nine_bytes_and_decodes() -> Result {
+    let (mut codec, mut buf) = after_hello();
+    assert_eq!(&Message::heartbeat()[..], &[0, 0, 0, 0, 0, 0, 0, 1, b'K']);
+    buf.extend_from_slice(&Message::heartbeat());
+    assert_eq!(codec.decode(&mut buf)?, Some(Message::Heartbeat));
+    assert!(buf.is_empty());
+    Ok(())
+}

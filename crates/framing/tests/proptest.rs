@@ -46,12 +46,14 @@ fn frame() -> impl Strategy<Value = Frame> {
         .prop_map(|(header, meta, payload)| Frame::new(header, &meta, Bytes::from(payload)))
 }
 
-/// A whole connection as a source sends it: hello, frames, and maybe a goodbye.
+/// A whole connection as a source sends it: hello, frames and heartbeats, maybe a goodbye.
 fn session() -> impl Strategy<Value = Vec<Message>> {
-    (hello(), vec(frame(), 0..8), proptest::option::of("\\PC{0,32}")).prop_map(
+    let frame_or_beat =
+        prop_oneof![4 => frame().prop_map(Message::Frame), 1 => Just(Message::Heartbeat)];
+    (hello(), vec(frame_or_beat, 0..8), proptest::option::of("\\PC{0,32}")).prop_map(
         |(hello, frames, goodbye)| {
             let mut messages = vec![Message::Hello(hello)];
-            messages.extend(frames.into_iter().map(Message::Frame));
+            messages.extend(frames);
             messages.extend(goodbye.map(Message::Goodbye));
             messages
         },
@@ -67,6 +69,7 @@ fn encode(message: &Message) -> Bytes {
         }
         Message::Refused(reason) => Message::refused(reason),
         Message::Goodbye(reason) => Message::goodbye(reason),
+        Message::Heartbeat => Message::heartbeat(),
     }
 }
 
@@ -74,7 +77,7 @@ fn encode(message: &Message) -> Bytes {
 /// refusals, and noise. There is no magic among them, so no hello can form; the codec stays
 /// in its before-the-hello state with its 4 KiB limit.
 fn garbage_piece() -> impl Strategy<Value = Vec<u8>> {
-    let kind = prop_oneof![Just(b'H'), Just(b'F'), Just(b'R'), Just(b'B'), any::<u8>()];
+    let kind = prop_oneof![Just(b'H'), Just(b'F'), Just(b'R'), Just(b'B'), Just(b'K'), any::<u8>()];
     prop_oneof![
         vec(any::<u8>(), 0..64),
         (0u64..=(MAX_CONTROL_LEN as u64 + 16), kind, vec(any::<u8>(), 0..64)).prop_map(

@@ -44,6 +44,7 @@ impl ServeArgs {
             handshake_timeout: secs("handshake-timeout", self.handshake_timeout)?,
             viewer_timeout: secs("viewer-timeout", self.viewer_timeout)?,
             notsent_lowat: (self.notsent_lowat > 0).then_some(self.notsent_lowat),
+            ..ServerConfig::default()
         })
     }
 }

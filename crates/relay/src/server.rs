@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub viewer_timeout: Duration,
     /// Kernel cap on unsent bytes per viewer socket (see [`socket::tune_sender`]).
     pub notsent_lowat: Option<u32>,
+    /// A viewer that got nothing for this long gets a heartbeat, so that it can tell a quiet
+    /// source (drone restarting, camera unplugged) from a dead link.
+    pub heartbeat_every: Duration,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +52,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(5),
             viewer_timeout: Duration::from_secs(30),
             notsent_lowat: Some(16 * 1024),
+            heartbeat_every: Duration::from_millis(500),
         }
     }
 }
@@ -134,6 +138,7 @@ impl Server {
         // Refusals are cheap but not free: bound how many are in flight during a flood.
         let refusals = Arc::new(Semaphore::new(64));
         let tasks = TaskTracker::new();
+        let beats = heartbeats(self.config.heartbeat_every, shutdown.clone());
         let mut backoff = Duration::from_millis(50);
         loop {
             let accepted = tokio::select! {
@@ -166,6 +171,7 @@ impl Server {
                         config: self.config.clone(),
                         stats: self.stats.clone(),
                         latest: latest.clone(),
+                        beats: beats.clone(),
                         shutdown: shutdown.clone(),
                     };
                     tasks.spawn(
@@ -217,11 +223,29 @@ async fn refuse(mut stream: TcpStream, reason: &str) {
     let _ = timeout(Duration::from_secs(1), linger).await;
 }
 
+/// One shared clock for every viewer's heartbeat, rather than a timer per viewer: it ticks
+/// every `every` until shutdown.
+fn heartbeats(every: Duration, shutdown: CancellationToken) -> watch::Receiver<()> {
+    let (tick, beats) = watch::channel(());
+    tokio::spawn(async move {
+        let mut clock = tokio::time::interval(every);
+        clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = clock.tick() => tick.send_replace(()),
+            }
+        }
+    });
+    beats
+}
+
 /// One viewer connection.
 struct Viewer {
     config: Arc<ServerConfig>,
     stats: Arc<ServerStats>,
     latest: Latest,
+    beats: watch::Receiver<()>,
     shutdown: CancellationToken,
 }
 
@@ -295,6 +319,8 @@ impl Viewer {
     ) -> Result<&'static str, ViewerError> {
         // A new viewer gets the cached frame at once, not at the next capture.
         self.latest.mark_changed();
+        let limit = self.config.viewer_timeout;
+        let mut wrote_since_beat = false;
         loop {
             tokio::select! {
                 biased;
@@ -305,6 +331,7 @@ impl Viewer {
                 message = read.next() => match message {
                     None => return Ok("closed the connection"),
                     Some(Ok(Message::Goodbye(_))) => return Ok("said goodbye"),
+                    Some(Ok(Message::Heartbeat)) => continue,
                     Some(Ok(other)) => return Err(ViewerError::Unexpected(other.name())),
                     Some(Err(err)) => return Err(err.into()),
                 },
@@ -314,11 +341,19 @@ impl Viewer {
                         return Ok("stream ended");
                     }
                 }
+                beat = self.beats.changed() => {
+                    // Only a viewer that got nothing since the last tick needs one.
+                    if beat.is_ok() && !std::mem::take(&mut wrote_since_beat) {
+                        let beat = Message::heartbeat();
+                        let sent = timeout(limit, write.write_all(&beat)).await;
+                        sent.map_err(|_| ViewerError::Stalled(limit))??;
+                    }
+                    continue;
+                }
             }
             // Clone out and release the borrow at once: holding it would block the publisher.
             let Some(frame) = self.latest.borrow_and_update().clone() else { continue };
             let mut wire = frame.wire();
-            let limit = self.config.viewer_timeout;
             tokio::select! {
                 written = timeout(limit, write.write_all_buf(&mut wire)) => match written {
                     Err(_) => return Err(ViewerError::Stalled(limit)),
@@ -335,6 +370,7 @@ impl Viewer {
                 }
             }
             *sent += 1;
+            wrote_since_beat = true;
             self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
             self.stats.bytes_sent.fetch_add(frame.wire_len() as u64, Ordering::Relaxed);
         }

@@ -1,14 +1,16 @@
 //! [`subscribe`]: dial a source (drone or cache-server), say hello, read its frames.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use framing::{DEFAULT_MAX_MESSAGE_LEN, Frame, FramingError, Hello, Message, MessageCodec, Role};
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 use tokio_util::codec::FramedRead;
 
 use crate::socket;
@@ -20,10 +22,14 @@ pub struct SubscribeOptions {
     pub agent: String,
     /// Largest message accepted from the source.
     pub max_message_len: usize,
-    /// Time allowed for connecting and for the source's hello.
+    /// Time allowed for one TCP connect. Short, so that after an outage a fresh SYN goes out
+    /// soon instead of the kernel's backed-off retransmission of an old one.
+    pub connect_timeout: Duration,
+    /// Time allowed for the source's hello.
     pub handshake_timeout: Duration,
-    /// A source that sends nothing at all for this long is given up on. A live source sends
-    /// every frame interval; this catches one that stalls mid-message or hangs.
+    /// A source that sends no byte at all for this long is given up on. A live source sends a
+    /// frame or a heartbeat at least every half second, so silence means a dead link or a hung
+    /// peer (also one that stalls in the middle of a message).
     pub idle_timeout: Duration,
 }
 
@@ -32,8 +38,9 @@ impl Default for SubscribeOptions {
         SubscribeOptions {
             agent: concat!("dronecast/", env!("CARGO_PKG_VERSION")).into(),
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
+            connect_timeout: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -108,7 +115,7 @@ pub enum SubscribeError {
 fn idle_what(wait: Duration, pending: usize) -> String {
     match pending {
         0 => format!("sent nothing for {wait:?}"),
-        n => format!("sent no complete message within {wait:?} (stalled after {n} bytes of one)"),
+        n => format!("sent nothing for {wait:?} (stalled after {n} bytes of one message)"),
     }
 }
 
@@ -118,8 +125,31 @@ pub struct Subscription {
     addr: String,
     hello: Hello,
     idle_timeout: Duration,
-    read: FramedRead<OwnedReadHalf, MessageCodec>,
+    read: FramedRead<Watched<OwnedReadHalf>, MessageCodec>,
     write: OwnedWriteHalf,
+}
+
+/// A reader that notes when bytes last arrived, so that "idle" means no bytes at all rather
+/// than no complete message (a large frame on a slow link takes a while to complete).
+#[derive(Debug)]
+struct Watched<R> {
+    inner: R,
+    last: Instant,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Watched<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.last = Instant::now();
+        }
+        polled
+    }
 }
 
 /// Dials `addr` (`host:port`), exchanges hellos, and returns the subscription.
@@ -127,14 +157,16 @@ pub async fn subscribe(
     addr: &str,
     options: &SubscribeOptions,
 ) -> Result<Subscription, SubscribeError> {
+    let connect_failed = |cause| SubscribeError::Connect { addr: addr.to_owned(), cause };
+    let stream = timeout(options.connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| connect_failed(io::ErrorKind::TimedOut.into()))?
+        .map_err(connect_failed)?;
+    let _ = socket::tune_receiver(&stream);
     let wait = options.handshake_timeout;
     let timed_out = || SubscribeError::HandshakeTimeout { addr: addr.to_owned(), wait };
-    let stream = timeout(wait, TcpStream::connect(addr))
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|cause| SubscribeError::Connect { addr: addr.to_owned(), cause })?;
-    let _ = socket::tune_receiver(&stream);
     let (read, mut write) = stream.into_split();
+    let read = Watched { inner: read, last: Instant::now() };
     let mut read = FramedRead::new(read, MessageCodec::with_max_len(options.max_message_len));
     let io_err = |err: io::Error| SubscribeError::Protocol {
         addr: addr.to_owned(),
@@ -182,20 +214,32 @@ impl Subscription {
     /// messages.
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, SubscribeError> {
         let wait = self.idle_timeout;
-        let Ok(next) = timeout(wait, self.read.next()).await else {
-            let pending = self.read.read_buffer().len();
-            return Err(SubscribeError::Idle { addr: self.addr.clone(), wait, pending });
-        };
-        match next {
-            None | Some(Ok(Message::Goodbye(_))) => Ok(None),
-            Some(Ok(Message::Frame(frame))) => Ok(Some(frame)),
-            Some(Ok(Message::Refused(reason))) => {
-                Err(SubscribeError::Refused { addr: self.addr.clone(), reason })
-            }
-            Some(Ok(other)) => {
-                Err(SubscribeError::Unexpected { addr: self.addr.clone(), kind: other.name() })
-            }
-            Some(Err(cause)) => Err(SubscribeError::Protocol { addr: self.addr.clone(), cause }),
+        loop {
+            let quiet_until = self.read.get_ref().last + wait;
+            let next = tokio::select! {
+                next = self.read.next() => next,
+                _ = tokio::time::sleep_until(quiet_until) => {
+                    if self.read.get_ref().last + wait > Instant::now() {
+                        continue; // bytes arrived meanwhile: part of a message in progress
+                    }
+                    let pending = self.read.read_buffer().len();
+                    return Err(SubscribeError::Idle { addr: self.addr.clone(), wait, pending });
+                }
+            };
+            return match next {
+                Some(Ok(Message::Heartbeat)) => continue,
+                None | Some(Ok(Message::Goodbye(_))) => Ok(None),
+                Some(Ok(Message::Frame(frame))) => Ok(Some(frame)),
+                Some(Ok(Message::Refused(reason))) => {
+                    Err(SubscribeError::Refused { addr: self.addr.clone(), reason })
+                }
+                Some(Ok(other)) => {
+                    Err(SubscribeError::Unexpected { addr: self.addr.clone(), kind: other.name() })
+                }
+                Some(Err(cause)) => {
+                    Err(SubscribeError::Protocol { addr: self.addr.clone(), cause })
+                }
+            };
         }
     }
 

@@ -115,12 +115,16 @@ impl RawViewer {
         Ok(RawViewer { read, write })
     }
 
-    /// The next message; `None` at a clean end of stream.
+    /// The next message other than a heartbeat; `None` at a clean end of stream.
     pub async fn next(&mut self, patience: Duration) -> anyhow::Result<Option<Message>> {
-        match tokio::time::timeout(patience, self.read.next()).await {
-            Err(_) => anyhow::bail!("no message within {patience:?}"),
-            Ok(None) => Ok(None),
-            Ok(Some(message)) => Ok(Some(message?)),
+        loop {
+            match tokio::time::timeout(patience, self.read.next()).await {
+                Err(_) => anyhow::bail!("no message within {patience:?}"),
+                Ok(None) => return Ok(None),
+                // "Still here" while the source has nothing new: not what tests wait for.
+                Ok(Some(Ok(Message::Heartbeat))) => continue,
+                Ok(Some(message)) => return Ok(Some(message?)),
+            }
         }
     }
 }
