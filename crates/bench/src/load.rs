@@ -75,6 +75,8 @@ where
     let done = tokio_util::sync::CancellationToken::new();
     let options = SubscribeOptions {
         agent: concat!("relay-bench/", env!("CARGO_PKG_VERSION")).into(),
+        // A thousand viewers joining at once: let the kernel retry dropped SYNs.
+        connect_timeout: Duration::from_secs(30),
         handshake_timeout: Duration::from_secs(30),
         idle_timeout: Duration::from_secs(60),
         ..SubscribeOptions::default()

@@ -56,8 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .max(config.backoff.initial);
     config.summary_every =
         Duration::try_from_secs_f64(cli.summary_every).ok().filter(|d| !d.is_zero());
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
+    let listener = relay::socket::listen(cli.listen)
         .with_context(|| format!("could not listen on {} (port in use?)", cli.listen))?;
     CacheServer::new(config).run(listener, relay::cli::shutdown_on_signal()).await
 }

@@ -75,8 +75,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let format =
         Format { width: cli.width, height: cli.height, fps: cli.fps, quality: cli.quality };
     let config = Config { source: cli.source, format, always_capture: cli.always_capture, server };
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
+    let listener = relay::socket::listen(cli.listen)
         .with_context(|| format!("could not listen on {} (port in use?)", cli.listen))?;
     drone::run(config, listener, relay::cli::shutdown_on_signal()).await
 }

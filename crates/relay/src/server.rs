@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use framing::{MAX_CONTROL_LEN, Message, MessageCodec, Role};
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::timeout;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub agent: String,
     /// Viewers served at once; one more is told it is refused and closed.
     pub max_viewers: usize,
+    /// Connections that may be in their handshake at once; more are closed at once. These do
+    /// not take viewer places, so peers that never say hello cannot lock real viewers out.
+    pub max_handshakes: usize,
     /// A peer that has not sent its hello by then is dropped.
     pub handshake_timeout: Duration,
     /// A viewer whose socket takes no frame for this long is dropped (a laptop gone to sleep).
@@ -49,6 +52,7 @@ impl Default for ServerConfig {
         ServerConfig {
             agent: concat!("dronecast/", env!("CARGO_PKG_VERSION")).into(),
             max_viewers: 10_000,
+            max_handshakes: 4096,
             handshake_timeout: Duration::from_secs(5),
             viewer_timeout: Duration::from_secs(30),
             notsent_lowat: Some(16 * 1024),
@@ -135,8 +139,7 @@ impl Server {
     /// tasks have ended. A viewer also gets a goodbye when the sender of `latest` is dropped.
     pub async fn run(self, listener: TcpListener, latest: Latest, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.config.max_viewers));
-        // Refusals are cheap but not free: bound how many are in flight during a flood.
-        let refusals = Arc::new(Semaphore::new(64));
+        let handshakes = Arc::new(Semaphore::new(self.config.max_handshakes));
         let tasks = TaskTracker::new();
         let beats = heartbeats(self.config.heartbeat_every, shutdown.clone());
         let mut backoff = Duration::from_millis(50);
@@ -165,39 +168,20 @@ impl Server {
                 }
             };
             let span = info_span!("viewer", %peer);
-            match slots.clone().try_acquire_owned() {
-                Ok(slot) => {
-                    let viewer = Viewer {
-                        config: self.config.clone(),
-                        stats: self.stats.clone(),
-                        latest: latest.clone(),
-                        beats: beats.clone(),
-                        shutdown: shutdown.clone(),
-                    };
-                    tasks.spawn(
-                        async move {
-                            viewer.run(stream, peer).await;
-                            drop(slot);
-                        }
-                        .instrument(span),
-                    );
-                }
-                Err(_) => {
-                    let max = self.config.max_viewers;
-                    warn!(parent: &span, max, "refusing viewer: server full");
-                    if let Ok(permit) = refusals.clone().try_acquire_owned() {
-                        let shutdown = shutdown.clone();
-                        tasks.spawn(async move {
-                            let reason = format!("server full ({max} viewers); try again later");
-                            tokio::select! {
-                                _ = refuse(stream, &reason) => {}
-                                _ = shutdown.cancelled() => {}
-                            }
-                            drop(permit);
-                        });
-                    }
-                }
-            }
+            let Ok(handshaking) = handshakes.clone().try_acquire_owned() else {
+                let max = self.config.max_handshakes;
+                warn!(parent: &span, max, "closing connection: too many still in their handshake");
+                continue;
+            };
+            let viewer = Viewer {
+                config: self.config.clone(),
+                stats: self.stats.clone(),
+                latest: latest.clone(),
+                beats: beats.clone(),
+                slots: slots.clone(),
+                shutdown: shutdown.clone(),
+            };
+            tasks.spawn(viewer.run(stream, peer, handshaking).instrument(span));
         }
         // Stop accepting now: a connection attempted during the goodbyes is refused at once
         // instead of waiting in the backlog until the process exits.
@@ -208,19 +192,18 @@ impl Server {
     }
 }
 
-/// Sends the refusal, then closes gracefully: the peer's hello is still unread in our receive
-/// buffer, and closing over unread data would send a reset, which lets some systems discard
-/// the refusal before the peer reads it. So shut down our side and drain until the peer
-/// closes (it does on reading the refusal), within a second in all.
-async fn refuse(mut stream: TcpStream, reason: &str) {
-    let linger = async {
-        stream.write_all(&Message::refused(reason)).await?;
-        stream.shutdown().await?;
-        let mut sink = [0u8; 1024];
-        while stream.read(&mut sink).await? > 0 {}
-        Ok::<(), io::Error>(())
+/// Sends a refusal instead of our hello and closes our side; within a second, and at once on
+/// shutdown. The peer's hello has been read, so the close is a clean FIN, not a reset that
+/// could make the peer discard the refusal unread.
+async fn refuse(write: &mut OwnedWriteHalf, reason: &str, shutdown: &CancellationToken) {
+    let send = async {
+        write.write_all(&Message::refused(reason)).await?;
+        write.shutdown().await
     };
-    let _ = timeout(Duration::from_secs(1), linger).await;
+    tokio::select! {
+        _ = timeout(Duration::from_secs(1), send) => {}
+        _ = shutdown.cancelled() => {}
+    }
 }
 
 /// One shared clock for every viewer's heartbeat, rather than a timer per viewer: it ticks
@@ -246,11 +229,12 @@ struct Viewer {
     stats: Arc<ServerStats>,
     latest: Latest,
     beats: watch::Receiver<()>,
+    slots: Arc<Semaphore>,
     shutdown: CancellationToken,
 }
 
 impl Viewer {
-    async fn run(mut self, stream: TcpStream, peer: SocketAddr) {
+    async fn run(mut self, stream: TcpStream, peer: SocketAddr, handshaking: OwnedSemaphorePermit) {
         if let Err(err) = socket::tune_sender(&stream, self.config.notsent_lowat) {
             debug!(%err, "could not set socket options");
         }
@@ -263,7 +247,7 @@ impl Viewer {
                 debug!("closing a connection still in its handshake: shutting down");
                 return;
             }
-            handshake = self.handshake(&mut read, &mut write) => handshake,
+            handshake = self.read_hello(&mut read) => handshake,
         };
         let agent = match handshake {
             Ok(agent) => agent,
@@ -272,6 +256,23 @@ impl Viewer {
                 return;
             }
         };
+        drop(handshaking);
+        let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
+            let max = self.config.max_viewers;
+            warn!(%agent, max, "refusing viewer: server full");
+            let reason = format!("server full ({max} viewers); try again later");
+            refuse(&mut write, &reason, &self.shutdown).await;
+            return;
+        };
+        let ours = framing::Hello::new(Role::Source, &self.config.agent).to_bytes();
+        let wait = self.config.handshake_timeout;
+        match timeout(wait, write.write_all(&ours)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return warn!(%err, "dropped peer during handshake"),
+            Err(_) => {
+                return warn!(err = %ViewerError::Stalled(wait), "dropped peer during handshake");
+            }
+        }
         self.stats.viewers.send_modify(|n| *n += 1);
         info!(%agent, viewers = self.stats.viewers(), "viewer joined");
         let mut sent = 0u64;
@@ -284,10 +285,10 @@ impl Viewer {
         }
     }
 
-    async fn handshake(
+    /// Reads and checks the viewer's hello; returns its agent name.
+    async fn read_hello(
         &self,
         read: &mut FramedRead<OwnedReadHalf, MessageCodec>,
-        write: &mut OwnedWriteHalf,
     ) -> Result<String, ViewerError> {
         let wait = self.config.handshake_timeout;
         let hello = match timeout(wait, read.next()).await {
@@ -305,8 +306,6 @@ impl Viewer {
         if hello.role != Role::Viewer {
             return Err(ViewerError::NotAViewer);
         }
-        let ours = framing::Hello::new(Role::Source, &self.config.agent).to_bytes();
-        timeout(wait, write.write_all(&ours)).await.map_err(|_| ViewerError::Stalled(wait))??;
         Ok(hello.agent)
     }
 

@@ -1,9 +1,23 @@
 //! TCP options for every dronecast connection.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// Pending connections the kernel queues for a listener. Tokio's default (1024) overflows
+/// when a thousand viewers join at once; the kernel caps this at `net.core.somaxconn`.
+const BACKLOG: u32 = 4096;
+
+/// A listener for viewers: `SO_REUSEADDR` (a restarted server gets its port back at once) and
+/// a backlog deep enough for a crowd joining at the same moment.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
 
 /// Keepalive probes find a peer that vanished without a FIN (a laptop that went to sleep,
 /// a pulled cable) within about 25 s even when we have nothing to send it.

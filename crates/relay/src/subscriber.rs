@@ -22,8 +22,9 @@ pub struct SubscribeOptions {
     pub agent: String,
     /// Largest message accepted from the source.
     pub max_message_len: usize,
-    /// Time allowed for one TCP connect. Short, so that after an outage a fresh SYN goes out
-    /// soon instead of the kernel's backed-off retransmission of an old one.
+    /// Time allowed for one TCP connect. Long enough for one SYN retransmission (at 1 s), short
+    /// enough that after an outage a fresh SYN goes out soon, rather than the kernel's
+    /// backed-off retransmission of an old one (at 3 s, 7 s …).
     pub connect_timeout: Duration,
     /// Time allowed for the source's hello.
     pub handshake_timeout: Duration,
@@ -38,7 +39,7 @@ impl Default for SubscribeOptions {
         SubscribeOptions {
             agent: concat!("dronecast/", env!("CARGO_PKG_VERSION")).into(),
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
-            connect_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_millis(1500),
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(3),
         }
