@@ -38,13 +38,7 @@ struct Cli {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     relay::cli::init_logging();
-    match run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    relay::cli::exit_code(run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -53,13 +53,7 @@ const DEFAULT_SOURCE: &str = if cfg!(feature = "camera") { "camera" } else { "te
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     relay::cli::init_logging();
-    match run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    relay::cli::exit_code(run(cli).await)
 }
 
 async fn run(mut cli: Cli) -> anyhow::Result<()> {

@@ -92,6 +92,15 @@ impl VethPair {
         cmd
     }
 
+    /// Limits traffic from `a` to `b` to `rate_kbit` with a token bucket (`tc tbf`, a 100 ms
+    /// queue): a slow link.
+    pub fn shape(&self, rate_kbit: u32) -> anyhow::Result<()> {
+        let rate = format!("{rate_kbit}kbit");
+        let mut tc = self.exec(&self.a, "tc");
+        tc.args(["qdisc", "add", "dev", DEV, "root", "tbf", "rate", &rate]);
+        run(tc.args(["burst", "32kbit", "latency", "100ms"]))
+    }
+
     /// Sets the veth end in `a` down (`up == false`) or up.
     pub fn set_link(&self, up: bool) -> anyhow::Result<()> {
         ip(&["-n", &self.a, "link", "set", DEV, if up { "up" } else { "down" }])
