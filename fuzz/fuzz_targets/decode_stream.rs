@@ -64,5 +64,6 @@ fn check(message: &Message, hello_seen: &mut bool, max_len: usize) {
         Message::Refused(reason) | Message::Goodbye(reason) => {
             assert!(reason.len() <= 3 * max_len.max(MAX_CONTROL_LEN), "reason of {}", reason.len());
         }
+        Message::Heartbeat => assert!(*hello_seen, "a heartbeat decoded before any hello"),
     }
 }
