@@ -10,13 +10,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use dronecast::{cache_server, client, drone, relay};
+use dronecast::{cache_server, client, drone};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 fn main() -> anyhow::Result<()> {
-    relay::cli::init_logging();
+    cli::init_logging();
     let runtime = tokio::runtime::Runtime::new().context("could not start tokio")?;
     let shutdown = CancellationToken::new();
     let (cache_addr, servers) = runtime.block_on(start(shutdown.clone()))?;
@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
 
     info!("no display: showing a stats line a second instead of a window");
     runtime.block_on(async {
-        let stop = relay::cli::shutdown_on_signal();
+        let stop = cli::shutdown_on_signal();
         let options = client::headless::Options {
             progress_every: Some(Duration::from_secs(1)),
             ..client::headless::Options::default()

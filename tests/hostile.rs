@@ -24,10 +24,10 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use common::logs::logs;
 use common::{Cache, Drone, PATIENCE, cache_with, drone_with, view};
-use dronecast::cache_server::Backoff;
 use dronecast::client::{Report, headless};
 use dronecast::drone::Format;
 use dronecast::framing::{Frame, Hello, Role};
+use dronecast::relay::Backoff;
 use dronecast::relay::{SubscribeOptions, subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -806,8 +806,7 @@ async fn cache_against(cases: &[Hostile]) -> anyhow::Result<()> {
     let drone = drone_with("127.0.0.1:0", FORMAT.fps, |config| config.format = FORMAT).await?;
     let fake = FakeDrone::start(Mode::Proxy(drone.addr)).await?;
     let cache = cache_with(fake.addr, |config| {
-        config.backoff =
-            Backoff { initial: Duration::from_millis(10), max: Duration::from_millis(100) };
+        config.backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(100));
         config.subscribe.idle_timeout = IDLE_TIMEOUT;
     })
     .await?;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use framing::{Codec, Frame, FrameHeader, Hello, Message, MessageCodec, Role};
+use framing::{Encoding, Frame, FrameHeader, Hello, Message, MessageCodec, Role};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -16,7 +16,7 @@ pub async fn serve(listener: TcpListener, frame_bytes: usize) -> anyhow::Result<
     let header = FrameHeader {
         seq: 0,
         capture_us: relay::clock::now_us(),
-        codec: Codec::Jpeg,
+        encoding: Encoding::Jpeg,
         width: 640,
         height: 480,
     };

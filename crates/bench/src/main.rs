@@ -153,7 +153,7 @@ fn print_median(runs: &[Summary], json: bool) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    relay::cli::init_logging();
+    cli::init_logging();
     let cli = Cli::parse();
     match cli.command {
         None => {

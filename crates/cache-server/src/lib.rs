@@ -7,13 +7,13 @@
 //!
 //! # Layout
 //! - [`upstream`] — the redialling upstream link and its counters.
-//! - [`summary`] — the periodic one-line status in the log.
+//! - [`status_line`] — the periodic one-line status in the log.
 //! - [`CacheServer`] — ties the two to a viewer listener.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod summary;
+pub mod status_line;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use framing::Frame;
-use relay::{Server, ServerConfig, ServerStats, SubscribeOptions};
+use relay::{Backoff, Server, ServerConfig, ServerStats, SubscribeOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span};
 
-pub use upstream::{Backoff, UpstreamState, UpstreamStats};
+pub use upstream::{UpstreamState, UpstreamStats};
 
 /// Everything the cache-server needs to run.
 #[derive(Debug, Clone)]
@@ -52,10 +52,7 @@ impl Config {
             upstream: upstream.into(),
             subscribe: SubscribeOptions { agent: agent.into(), ..SubscribeOptions::default() },
             // A cap well under a second: viewers resume within a second of the drone's return.
-            backoff: Backoff {
-                initial: Duration::from_millis(50),
-                max: Duration::from_millis(500),
-            },
+            backoff: Backoff::new(Duration::from_millis(50), Duration::from_millis(500)),
             server: ServerConfig { agent: agent.into(), ..ServerConfig::default() },
             summary_every: Some(Duration::from_secs(5)),
         }
@@ -110,8 +107,9 @@ impl CacheServer {
             .instrument(span),
         );
         if let Some(every) = self.config.summary_every {
-            let summary = summary::Summary::new(self.upstream.clone(), self.server.stats(), every);
-            tokio::spawn(summary.run(shutdown.clone()));
+            let line =
+                status_line::StatusLine::new(self.upstream.clone(), self.server.stats(), every);
+            tokio::spawn(line.run(shutdown.clone()));
         }
         self.server.run(listener, latest, shutdown).await;
         upstream.await.context("upstream task failed")?;

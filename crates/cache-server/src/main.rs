@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use cache_server::{CacheServer, Config};
 use clap::Parser;
-use relay::cli::ServeArgs;
+use cli::ServeArgs;
+use cli::args::{frame_bytes, seconds, seconds_or_zero};
 
 /// Connects to a drone (or another cache-server), keeps its newest frame and serves it to
 /// every viewer that connects. Redials the upstream whenever it drops, without dropping
@@ -22,14 +23,18 @@ struct Cli {
     listen: SocketAddr,
     /// Longest pause between upstream redials, in seconds (the pause doubles from 50 ms). It
     /// bounds how long viewers wait for video once the upstream is back.
-    #[arg(long, env = "CACHE_REDIAL_MAX", default_value_t = 0.5)]
-    redial_max: f64,
-    /// Largest frame accepted from upstream, in bytes; a longer one drops the link.
-    #[arg(long, default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN)]
+    #[arg(long, env = "CACHE_REDIAL_MAX", default_value = "0.5", value_name = "SECS",
+          value_parser = seconds)]
+    redial_max: Duration,
+    /// Largest frame accepted from upstream, in bytes (1024 to 1073741824); a longer one drops
+    /// the link.
+    #[arg(long, env = "CACHE_MAX_FRAME_BYTES", default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN,
+          value_name = "BYTES", value_parser = frame_bytes)]
     max_frame_bytes: usize,
     /// Seconds between status lines in the log (0 for none).
-    #[arg(long, default_value_t = 5.0)]
-    summary_every: f64,
+    #[arg(long, env = "CACHE_SUMMARY_EVERY", default_value = "5", value_name = "SECS",
+          value_parser = seconds_or_zero)]
+    summary_every: Duration,
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -37,20 +42,17 @@ struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    relay::cli::init_logging();
-    relay::cli::exit_code(run(cli).await)
+    cli::init_logging();
+    cli::exit_code(run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::new(&cli.upstream);
-    config.server = cli.serve.config(&config.server.agent).map_err(anyhow::Error::msg)?;
+    config.server = cli.serve.config(&config.server.agent);
     config.subscribe.max_message_len = cli.max_frame_bytes;
-    config.backoff.max = Duration::try_from_secs_f64(cli.redial_max)
-        .context("--redial-max must be a non-negative number of seconds")?
-        .max(config.backoff.initial);
-    config.summary_every =
-        Duration::try_from_secs_f64(cli.summary_every).ok().filter(|d| !d.is_zero());
+    config.backoff = relay::Backoff::new(config.backoff.initial, cli.redial_max);
+    config.summary_every = Some(cli.summary_every).filter(|d| !d.is_zero());
     let listener = relay::socket::listen(cli.listen)
         .with_context(|| format!("could not listen on {} (port in use?)", cli.listen))?;
-    CacheServer::new(config).run(listener, relay::cli::shutdown_on_signal()).await
+    CacheServer::new(config).run(listener, cli::shutdown_on_signal()).await
 }

@@ -6,10 +6,9 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use framing::Frame;
-use relay::{SubscribeOptions, subscribe};
+use relay::{Backoff, SubscribeOptions, subscribe};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -91,25 +90,15 @@ impl UpstreamStats {
     }
 }
 
-/// Redial pacing.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    /// First pause after a failure.
-    pub initial: Duration,
-    /// Longest pause.
-    pub max: Duration,
-}
-
 /// Runs the link until `shutdown`.
 pub(crate) async fn run(
     addr: String,
     options: SubscribeOptions,
-    backoff: Backoff,
+    mut backoff: Backoff,
     publish: watch::Sender<Option<Frame>>,
     stats: Arc<UpstreamStats>,
     shutdown: CancellationToken,
 ) {
-    let mut pause = backoff.initial;
     let mut down_since: Option<Instant> = None;
     let mut attempts = 0u64;
     loop {
@@ -154,7 +143,7 @@ pub(crate) async fn run(
                 };
                 warn!(reason = %ended, frames = received, "upstream lost; redialling");
                 if received > 0 {
-                    pause = backoff.initial;
+                    backoff.reset();
                 }
                 down_since = Some(Instant::now());
             }
@@ -170,9 +159,8 @@ pub(crate) async fn run(
         stats.state.send_replace(UpstreamState::Down);
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(pause) => {}
+            _ = backoff.wait() => {}
         }
-        pause = (pause * 2).min(backoff.max);
     }
     stats.state.send_replace(UpstreamState::Stopped);
 }

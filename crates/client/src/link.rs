@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use framing::Frame;
-use relay::{SubscribeOptions, Subscription, subscribe};
+use relay::{Backoff, SubscribeOptions, Subscription, subscribe};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -27,12 +27,14 @@ pub struct Link {
     reconnect: bool,
     sub: Option<Subscription>,
     failures: u32,
+    backoff: Backoff,
 }
 
 impl Link {
     /// A link to `addr`; with `reconnect` false, losing the server ends it with an error.
     pub fn new(addr: &str, options: SubscribeOptions, reconnect: bool) -> Link {
-        Link { addr: addr.to_owned(), options, reconnect, sub: None, failures: 0 }
+        let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        Link { addr: addr.to_owned(), options, reconnect, sub: None, failures: 0, backoff }
     }
 
     /// The next event. Errors only when the link gives up: without `reconnect`, or when the
@@ -41,13 +43,12 @@ impl Link {
         loop {
             let Some(sub) = self.sub.as_mut() else {
                 if self.failures > 0 {
-                    let pause = Duration::from_millis(50 << self.failures.min(4))
-                        .min(Duration::from_secs(1));
-                    tokio::time::sleep(pause).await;
+                    self.backoff.wait().await;
                 }
                 match subscribe(&self.addr, &self.options).await {
                     Ok(sub) => {
                         self.failures = 0;
+                        self.backoff.reset();
                         let agent = sub.source_hello().agent.clone();
                         info!(addr = %self.addr, %agent, "connected");
                         self.sub = Some(sub);

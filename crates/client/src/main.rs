@@ -39,7 +39,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    relay::cli::init_logging();
+    cli::init_logging();
     let outcome = if cli.headless { run_headless(&cli) } else { run_window(&cli) };
     match outcome {
         Ok(code) => code,
@@ -83,7 +83,7 @@ async fn run_headless(cli: &Cli) -> anyhow::Result<ExitCode> {
         subscribe: subscribe_options(cli),
         ..headless::Options::default()
     };
-    let report = headless::run(&cli.server, options, relay::cli::shutdown_on_signal()).await?;
+    let report = headless::run(&cli.server, options, cli::shutdown_on_signal()).await?;
     if cli.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

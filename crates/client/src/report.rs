@@ -167,10 +167,10 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use framing::Codec;
+    use framing::Encoding;
 
     fn header(seq: u64, capture_us: u64) -> FrameHeader {
-        FrameHeader { seq, capture_us, codec: Codec::Jpeg, width: 4, height: 2 }
+        FrameHeader { seq, capture_us, encoding: Encoding::Jpeg, width: 4, height: 2 }
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub fn run(
         };
         match news {
             None => {}
-            Some(Feed::Frame(frame)) => view.show(&frame),
+            Some(Feed::Frame(frame)) => view.set_frame(&frame),
             Some(Feed::Connecting) => view.set_link(LinkState::Connecting),
             Some(Feed::Connected) => view.set_link(LinkState::Connected),
             Some(Feed::Lost(why)) => view.set_link(LinkState::Lost(why)),
@@ -242,7 +242,7 @@ impl View {
         }
     }
 
-    fn show(&mut self, frame: &Frame) {
+    fn set_frame(&mut self, frame: &Frame) {
         let picture = match self.decoder.decode(frame.payload()) {
             Ok(picture) => picture,
             Err(err) => {

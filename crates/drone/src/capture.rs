@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use framing::{Codec, Frame, FrameHeader};
+use framing::{Encoding, Frame, FrameHeader};
 use relay::clock::now_us;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -107,7 +107,7 @@ impl CaptureTask {
                     let header = FrameHeader {
                         seq,
                         capture_us,
-                        codec: Codec::Jpeg,
+                        encoding: Encoding::Jpeg,
                         width: captured.width,
                         height: captured.height,
                     };

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
+use cli::ServeArgs;
 use drone::{CameraId, Config, Format, SourceSpec};
-use relay::cli::ServeArgs;
 
 /// Captures frames and serves the newest one, as JPEG, to every cache-server or client that
 /// connects.
@@ -26,20 +26,24 @@ struct Cli {
     /// Print every camera with the formats, sizes and frame rates it offers, then exit.
     #[arg(long)]
     list_cameras: bool,
-    /// Frame width in pixels.
-    #[arg(long, default_value_t = 640)]
+    /// Frame width in pixels (16 to 8192).
+    #[arg(long, env = "DRONE_WIDTH", default_value_t = 640,
+          value_parser = clap::value_parser!(u32).range(16..=i64::from(framing::MAX_DIMENSION)))]
     width: u32,
-    /// Frame height in pixels.
-    #[arg(long, default_value_t = 480)]
+    /// Frame height in pixels (16 to 8192).
+    #[arg(long, env = "DRONE_HEIGHT", default_value_t = 480,
+          value_parser = clap::value_parser!(u32).range(16..=i64::from(framing::MAX_DIMENSION)))]
     height: u32,
-    /// Frames per second.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    /// Frames per second (1 to 240).
+    #[arg(long, env = "DRONE_FPS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=240))]
     fps: u32,
     /// JPEG quality, 1–100, where the drone encodes (the test pattern, raw cameras).
-    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
+    #[arg(long, env = "DRONE_QUALITY", default_value_t = 80,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
     quality: u8,
     /// Keep capturing while no relay is connected (by default capture pauses).
-    #[arg(long)]
+    #[arg(long, env = "DRONE_ALWAYS_CAPTURE")]
     always_capture: bool,
     #[command(flatten)]
     serve: ServeArgs,
@@ -47,13 +51,11 @@ struct Cli {
 
 const DEFAULT_SOURCE: &str = if cfg!(feature = "camera") { "camera" } else { "test" };
 
-/// Prints the error chain on one line (`{:#}`), without the backtrace `RUST_BACKTRACE` would
-/// add to a returned error: these are messages for users.
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    relay::cli::init_logging();
-    relay::cli::exit_code(run(cli).await)
+    cli::init_logging();
+    cli::exit_code(run(cli).await)
 }
 
 async fn run(mut cli: Cli) -> anyhow::Result<()> {
@@ -64,12 +66,11 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     if let SourceSpec::Camera(id) = &mut cli.source {
         *id = cli.camera.clone();
     }
-    let agent = concat!("drone/", env!("CARGO_PKG_VERSION"));
-    let server = cli.serve.config(agent).map_err(anyhow::Error::msg)?;
+    let server = cli.serve.config(concat!("drone/", env!("CARGO_PKG_VERSION")));
     let format =
         Format { width: cli.width, height: cli.height, fps: cli.fps, quality: cli.quality };
     let config = Config { source: cli.source, format, always_capture: cli.always_capture, server };
     let listener = relay::socket::listen(cli.listen)
         .with_context(|| format!("could not listen on {} (port in use?)", cli.listen))?;
-    drone::run(config, listener, relay::cli::shutdown_on_signal()).await
+    drone::run(config, listener, cli::shutdown_on_signal()).await
 }

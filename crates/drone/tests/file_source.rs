@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use drone::{Config, Format, SourceSpec};
-use framing::Codec;
+use framing::Encoding;
 use jpeg_encoder::{ColorType, Encoder};
 use relay::{SubscribeOptions, subscribe};
 use tokio::net::TcpListener;
@@ -58,7 +58,7 @@ async fn mjpeg_file_is_served_byte_identical_in_order_and_loops() -> anyhow::Res
     for k in 0..FRAMES + 6 {
         let got = timeout(PATIENCE, sub.next_frame()).await??.expect("drone closed early");
         let header = got.header();
-        assert_eq!(header.codec, Codec::Jpeg);
+        assert_eq!(header.encoding, Encoding::Jpeg);
         assert_eq!((header.width, header.height), (160, 120));
         if let Some(seq) = last_seq {
             assert_eq!(header.seq, seq + 1, "no frame skipped at 20 fps");

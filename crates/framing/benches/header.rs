@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use framing::{Codec, Frame, FrameHeader, Hello, Message, MessageCodec, Role};
+use framing::{Encoding, Frame, FrameHeader, Hello, Message, MessageCodec, Role};
 use tokio_util::codec::Decoder;
 
 const PAYLOAD: usize = 65_000; // a 640×480 q80 JPEG
@@ -16,7 +16,7 @@ fn header(seq: u64) -> FrameHeader {
     FrameHeader {
         seq,
         capture_us: 1_700_000_000_000_000,
-        codec: Codec::Jpeg,
+        encoding: Encoding::Jpeg,
         width: 640,
         height: 480,
     }

@@ -28,12 +28,12 @@
 //! # Example
 //! ```
 //! use bytes::{Buf, Bytes, BytesMut};
-//! use framing::{Codec, Frame, FrameHeader, Hello, Message, MessageCodec, Role};
+//! use framing::{Encoding, Frame, FrameHeader, Hello, Message, MessageCodec, Role};
 //! use tokio_util::codec::Decoder;
 //!
 //! let mut wire = BytesMut::new();
 //! wire.extend_from_slice(&Hello::new(Role::Source, "drone/0.1").to_bytes());
-//! let header = FrameHeader { seq: 7, capture_us: 1, codec: Codec::Jpeg, width: 2, height: 2 };
+//! let header = FrameHeader { seq: 7, capture_us: 1, encoding: Encoding::Jpeg, width: 2, height: 2 };
 //! let mut frame = Frame::new(header, b"", Bytes::from_static(b"\xff\xd8..."));
 //! wire.extend_from_slice(&frame.wire().copy_to_bytes(frame.wire_len()));
 //!
@@ -52,7 +52,7 @@ pub mod message;
 pub mod sniff;
 
 pub use codec::{FramingError, MessageCodec};
-pub use message::{Codec, Frame, FrameHeader, Hello, Message, Role};
+pub use message::{Encoding, Frame, FrameHeader, Hello, Message, Role};
 
 /// The protocol version this build speaks. Peers with another version are refused.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -65,6 +65,11 @@ pub const LENGTH_PREFIX_LEN: usize = 8;
 
 /// Default maximum body length of one message: 16 MiB, far above a 4K JPEG.
 pub const DEFAULT_MAX_MESSAGE_LEN: usize = 16 * 1024 * 1024;
+
+/// Largest width or height, in pixels, that a dronecast program accepts for a picture: 8192
+/// (an 8K frame). A viewer refuses to decode a frame whose header or JPEG claims more, before
+/// allocating anything for it.
+pub const MAX_DIMENSION: u32 = 8192;
 
 /// Maximum body length of a control message (hello, refused, goodbye). A first message longer
 /// than this is not a hello, whatever it claims to be.

@@ -18,7 +18,7 @@ pub const MAX_TOKEN_LEN: usize = 1024;
 pub const MAX_STREAM_LEN: usize = 255;
 
 /// Bytes of the frame header that follow the kind byte:
-/// codec, flags, seq, capture time, width, height, metadata length.
+/// encoding, flags, seq, capture time, width, height, metadata length.
 pub const FRAME_HEADER_LEN: usize = 1 + 2 + 8 + 8 + 4 + 4 + 4;
 
 /// Offset of the metadata inside a frame's wire bytes (prefix + kind + header).
@@ -159,25 +159,25 @@ impl Hello {
 
 /// How a frame's image is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
+pub enum Encoding {
     /// A baseline or progressive JPEG (what MJPEG cameras produce).
     Jpeg,
-    /// A codec this version does not know. Relays forward it untouched; viewers skip it.
+    /// An encoding this version does not know. Relays forward it untouched; viewers skip it.
     Other(u8),
 }
 
-impl Codec {
+impl Encoding {
     fn to_u8(self) -> u8 {
         match self {
-            Codec::Jpeg => 1,
-            Codec::Other(n) => n,
+            Encoding::Jpeg => 1,
+            Encoding::Other(n) => n,
         }
     }
 
-    fn from_u8(n: u8) -> Codec {
+    fn from_u8(n: u8) -> Encoding {
         match n {
-            1 => Codec::Jpeg,
-            n => Codec::Other(n),
+            1 => Encoding::Jpeg,
+            n => Encoding::Other(n),
         }
     }
 }
@@ -190,7 +190,7 @@ pub struct FrameHeader {
     /// Capture time in µs since the Unix epoch, set once at the source; relays keep it.
     pub capture_us: u64,
     /// How the image is encoded.
-    pub codec: Codec,
+    pub encoding: Encoding,
     /// Image width in pixels.
     pub width: u32,
     /// Image height in pixels.
@@ -218,7 +218,7 @@ impl Frame {
         let mut head = BytesMut::with_capacity(FRAME_META_OFFSET + meta.len());
         head.put_u64(body_len as u64);
         head.put_u8(KIND_FRAME);
-        head.put_u8(header.codec.to_u8());
+        head.put_u8(header.encoding.to_u8());
         head.put_u16(0); // flags: none defined yet
         head.put_u64(header.seq);
         head.put_u64(header.capture_us);
@@ -236,7 +236,7 @@ impl Frame {
             return Err(bad("shorter than the frame header"));
         }
         let mut h = &wire[LENGTH_PREFIX_LEN + 1..FRAME_META_OFFSET];
-        let codec = Codec::from_u8(h.get_u8());
+        let encoding = Encoding::from_u8(h.get_u8());
         let _flags = h.get_u16();
         let seq = h.get_u64();
         let capture_us = h.get_u64();
@@ -247,7 +247,7 @@ impl Frame {
             return Err(bad("metadata runs past the end"));
         }
         let split = FRAME_META_OFFSET + meta_len;
-        let header = FrameHeader { seq, capture_us, codec, width, height };
+        let header = FrameHeader { seq, capture_us, encoding, width, height };
         Ok(Frame { header, head: wire.slice(..split), payload: wire.slice(split..) })
     }
 

@@ -6,7 +6,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use framing::{
-    Codec, DEFAULT_MAX_MESSAGE_LEN, Frame, FrameHeader, FramingError, Hello, LENGTH_PREFIX_LEN,
+    DEFAULT_MAX_MESSAGE_LEN, Encoding, Frame, FrameHeader, FramingError, Hello, LENGTH_PREFIX_LEN,
     MAX_CONTROL_LEN, Message, MessageCodec, PROTOCOL_VERSION, Role,
 };
 use tokio_util::codec::Decoder;
@@ -26,7 +26,7 @@ fn sample_header() -> FrameHeader {
     FrameHeader {
         seq: 42,
         capture_us: 1_700_000_000_123_456,
-        codec: Codec::Jpeg,
+        encoding: Encoding::Jpeg,
         width: 1280,
         height: 720,
     }
@@ -148,7 +148,7 @@ fn a_relay_forwards_the_exact_bytes_it_decoded() -> Result {
     let Some(Message::Frame(got)) = codec.decode(&mut buf)? else {
         panic!("expected a frame");
     };
-    assert_eq!(got.header().codec, Codec::Other(0x7f));
+    assert_eq!(got.header().encoding, Encoding::Other(0x7f));
     assert_eq!(got.wire_len(), wire.len());
     assert_eq!(wire_of(&got), wire);
     Ok(())
@@ -637,7 +637,7 @@ fn the_frame_example_in_the_protocol_doc_is_exact() -> Result {
     let header = FrameHeader {
         seq: 7,
         capture_us: 1_700_000_000_000_000,
-        codec: Codec::Jpeg,
+        encoding: Encoding::Jpeg,
         width: 640,
         height: 480,
     };

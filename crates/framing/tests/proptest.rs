@@ -4,7 +4,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use framing::{
-    Codec, Frame, FrameHeader, Hello, LENGTH_PREFIX_LEN, MAX_CONTROL_LEN, Message, MessageCodec,
+    Encoding, Frame, FrameHeader, Hello, LENGTH_PREFIX_LEN, MAX_CONTROL_LEN, Message, MessageCodec,
     PROTOCOL_VERSION, Role,
 };
 use proptest::collection::vec;
@@ -27,17 +27,17 @@ fn hello() -> impl Strategy<Value = Hello> {
     })
 }
 
-fn codec() -> impl Strategy<Value = Codec> {
+fn encoding() -> impl Strategy<Value = Encoding> {
     // The byte 1 is JPEG, every other byte an unknown codec kept as is.
-    any::<u8>().prop_map(|n| if n == 1 { Codec::Jpeg } else { Codec::Other(n) })
+    any::<u8>().prop_map(|n| if n == 1 { Encoding::Jpeg } else { Encoding::Other(n) })
 }
 
 fn frame() -> impl Strategy<Value = Frame> {
-    let header = (any::<u64>(), any::<u64>(), codec(), any::<u32>(), any::<u32>()).prop_map(
-        |(seq, capture_us, codec, width, height)| FrameHeader {
+    let header = (any::<u64>(), any::<u64>(), encoding(), any::<u32>(), any::<u32>()).prop_map(
+        |(seq, capture_us, encoding, width, height)| FrameHeader {
             seq,
             capture_us,
-            codec,
+            encoding,
             width,
             height,
         },

@@ -12,18 +12,19 @@
 //! - [`server`] — [`Server`]: accept loop, handshake, per-viewer latest-frame writer, limits.
 //! - [`subscriber`] — [`subscribe`] and [`Subscription`]: dial a source, read its frames.
 //! - [`socket`] — the TCP options every connection gets (no-delay, keepalive, low watermark).
-//! - [`cli`] — what every `main` shares: logging, the shutdown signal, server flags.
+//! - [`backoff`] — capped exponential pauses between retries.
 //! - [`clock`] — capture timestamps in µs since the Unix epoch.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cli;
+pub mod backoff;
 pub mod clock;
 pub mod server;
 pub mod socket;
 pub mod subscriber;
 
+pub use backoff::Backoff;
 pub use server::{Server, ServerConfig, ServerStats};
 pub use subscriber::{SubscribeError, SubscribeOptions, Subscription, subscribe};
 

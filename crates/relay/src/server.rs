@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::{Latest, socket};
+use crate::{Backoff, Latest, socket};
 
 /// How a [`Server`] treats its viewers.
 #[derive(Debug, Clone)]
@@ -142,7 +142,8 @@ impl Server {
         let handshakes = Arc::new(Semaphore::new(self.config.max_handshakes));
         let tasks = TaskTracker::new();
         let beats = heartbeats(self.config.heartbeat_every, shutdown.clone());
-        let mut backoff = Duration::from_millis(50);
+        // Typically EMFILE (out of file descriptors): retrying at once would spin a core.
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
         loop {
             let accepted = tokio::select! {
                 // Shutdown first: a connection that arrives with it is not served.
@@ -152,18 +153,16 @@ impl Server {
             };
             let (stream, peer) = match accepted {
                 Ok(conn) => {
-                    backoff = Duration::from_millis(50);
+                    backoff.reset();
                     conn
                 }
                 Err(err) => {
-                    // Typically EMFILE: out of file descriptors. Retrying at once would spin
-                    // a core; wait for viewers to leave instead.
-                    warn!(%err, ?backoff, "accept failed; retrying after a pause");
+                    let pause = backoff.next_pause();
+                    warn!(%err, ?pause, "accept failed; retrying after a pause");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(pause) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
                     continue;
                 }
             };

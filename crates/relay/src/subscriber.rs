@@ -126,19 +126,19 @@ pub struct Subscription {
     addr: String,
     hello: Hello,
     idle_timeout: Duration,
-    read: FramedRead<Watched<OwnedReadHalf>, MessageCodec>,
+    read: FramedRead<LastArrival<OwnedReadHalf>, MessageCodec>,
     write: OwnedWriteHalf,
 }
 
 /// A reader that notes when bytes last arrived, so that "idle" means no bytes at all rather
 /// than no complete message (a large frame on a slow link takes a while to complete).
 #[derive(Debug)]
-struct Watched<R> {
+struct LastArrival<R> {
     inner: R,
     last: Instant,
 }
 
-impl<R: AsyncRead + Unpin> AsyncRead for Watched<R> {
+impl<R: AsyncRead + Unpin> AsyncRead for LastArrival<R> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -167,7 +167,7 @@ pub async fn subscribe(
     let wait = options.handshake_timeout;
     let timed_out = || SubscribeError::HandshakeTimeout { addr: addr.to_owned(), wait };
     let (read, mut write) = stream.into_split();
-    let read = Watched { inner: read, last: Instant::now() };
+    let read = LastArrival { inner: read, last: Instant::now() };
     let mut read = FramedRead::new(read, MessageCodec::with_max_len(options.max_message_len));
     let io_err = |err: io::Error| SubscribeError::Protocol {
         addr: addr.to_owned(),

@@ -86,7 +86,7 @@ impl CameraSource {
         self.last_try = Instant::now();
         match open_camera(&self.id, self.want) {
             Ok((camera, name, mode)) => {
-                info!("camera {} is back: {name}, {}", self.id, show(mode));
+                info!("camera {} is back: {name}, {}", self.id, format_name(mode));
                 self.camera = Some(camera);
                 self.name = name;
                 self.mode = mode;
@@ -151,7 +151,7 @@ impl Source for CameraSource {
         } else {
             format!("encoded to JPEG q{}", self.want.quality)
         };
-        format!("camera {} ({}): {}, {how}", self.id, self.name, show(self.mode))
+        format!("camera {} ({}): {}, {how}", self.id, self.name, format_name(self.mode))
     }
 
     fn pause(&mut self) {
@@ -192,7 +192,7 @@ fn convert(raw: &mut RawEncoder, mode: CameraFormat, buffer: &[u8]) -> anyhow::R
 }
 
 /// "MJPEG 640x480 at 30 fps"
-fn show(mode: CameraFormat) -> String {
+fn format_name(mode: CameraFormat) -> String {
     format!("{} {}x{} at {} fps", mode.format(), mode.width(), mode.height(), mode.frame_rate())
 }
 
@@ -258,18 +258,18 @@ fn open_camera(id: &CameraId, want: Format) -> anyhow::Result<(Camera, String, C
             want.width,
             want.height,
             want.fps,
-            show(chosen)
+            format_name(chosen)
         );
     }
     if camera.camera_format() != chosen {
         let request = RequestedFormat::with_formats(RequestedFormatType::Exact(chosen), &USABLE);
         if let Err(err) = camera.set_camera_requset(request) {
-            warn!(error = %err, "camera {index} would not switch to {}", show(chosen));
+            warn!(error = %err, "camera {index} would not switch to {}", format_name(chosen));
         }
     }
     let mode = camera.refresh_camera_format().unwrap_or_else(|_| camera.camera_format());
     if mode != chosen {
-        warn!("camera {index} runs {} instead of {}", show(mode), show(chosen));
+        warn!("camera {index} runs {} instead of {}", format_name(mode), format_name(chosen));
     }
     camera.open_stream().map_err(|err| {
         let busy = err.to_string().contains("busy");
@@ -277,7 +277,7 @@ fn open_camera(id: &CameraId, want: Format) -> anyhow::Result<(Camera, String, C
             if busy { " (busy: is another program using it? `fuser /dev/video*`)" } else { "" };
         anyhow!("could not start camera {index} ({name}){hint}: {err}")
     })?;
-    info!("camera {index} ({name}): {}", show(mode));
+    info!("camera {index} ({name}): {}", format_name(mode));
     Ok((camera, name, mode))
 }
 

@@ -12,16 +12,16 @@ use crate::UpstreamStats;
 
 /// Logs one line every period.
 #[derive(Debug)]
-pub struct Summary {
+pub struct StatusLine {
     upstream: Arc<UpstreamStats>,
     viewers: Arc<ServerStats>,
     every: Duration,
 }
 
-impl Summary {
-    /// A summary of these counters every `every`.
+impl StatusLine {
+    /// A status line of these counters every `every`.
     pub fn new(upstream: Arc<UpstreamStats>, viewers: Arc<ServerStats>, every: Duration) -> Self {
-        Summary { upstream, viewers, every }
+        StatusLine { upstream, viewers, every }
     }
 
     /// Logs until `shutdown`.

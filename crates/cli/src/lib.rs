@@ -1,0 +1,32 @@
+//! The command-line glue every dronecast binary shares, kept out of the network library so
+//! that a program embedding `relay` does not pull in clap or tracing-subscriber.
+//!
+//! # Layout
+//! - [`args`] — flags shared by the servers ([`ServeArgs`]) and value parsers with one rule
+//!   each for seconds, sizes and counts, checked when the command line is parsed.
+//! - [`logging`] — the tracing subscriber: stderr, `RUST_LOG`, no colours off a terminal.
+//! - [`signal`] — a cancellation token fired by SIGINT or SIGTERM.
+//! - [`exit_code`] — how `main` reports an error: the whole chain of causes on one line.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod args;
+pub mod logging;
+pub mod signal;
+
+pub use args::ServeArgs;
+pub use logging::init_logging;
+pub use signal::shutdown_on_signal;
+
+/// The exit code for how `main` went; an error is printed with its whole chain of causes
+/// (`error: could not open source 'x': …`), never as a debug dump.
+pub fn exit_code<E: std::fmt::Display>(outcome: Result<(), E>) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
