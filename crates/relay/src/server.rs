@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Buf;
 use framing::{MAX_CONTROL_LEN, Message, MessageCodec, Role};
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::timeout;
@@ -194,7 +194,7 @@ impl Server {
 /// Sends a refusal instead of our hello and closes our side; within a second, and at once on
 /// shutdown. The peer's hello has been read, so the close is a clean FIN, not a reset that
 /// could make the peer discard the refusal unread.
-async fn refuse(write: &mut OwnedWriteHalf, reason: &str, shutdown: &CancellationToken) {
+async fn refuse<W: AsyncWrite + Unpin>(write: &mut W, reason: &str, shutdown: &CancellationToken) {
     let send = async {
         write.write_all(&Message::refused(reason)).await?;
         write.shutdown().await
@@ -233,11 +233,25 @@ struct Viewer {
 }
 
 impl Viewer {
-    async fn run(mut self, stream: TcpStream, peer: SocketAddr, handshaking: OwnedSemaphorePermit) {
+    async fn run(self, stream: TcpStream, peer: SocketAddr, handshaking: OwnedSemaphorePermit) {
         if let Err(err) = socket::tune_sender(&stream, self.config.notsent_lowat) {
             debug!(%err, "could not set socket options");
         }
-        let (read, mut write) = stream.into_split();
+        let (read, write) = stream.into_split();
+        self.serve(read, write, peer, handshaking).await;
+    }
+
+    /// Serves one viewer over the two halves of its connection.
+    async fn serve<R, W>(
+        mut self,
+        read: R,
+        mut write: W,
+        peer: SocketAddr,
+        handshaking: OwnedSemaphorePermit,
+    ) where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         let mut read = FramedRead::new(read, MessageCodec::with_max_len(MAX_CONTROL_LEN));
         // A peer still in its handshake must not hold up a shutdown for the handshake timeout.
         let handshake = tokio::select! {
@@ -263,14 +277,11 @@ impl Viewer {
             refuse(&mut write, &reason, &self.shutdown).await;
             return;
         };
-        let ours = framing::Hello::new(Role::Source, &self.config.agent).to_bytes();
-        let wait = self.config.handshake_timeout;
-        match timeout(wait, write.write_all(&ours)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => return warn!(%err, "dropped peer during handshake"),
-            Err(_) => {
-                return warn!(err = %ViewerError::Stalled(wait), "dropped peer during handshake");
-            }
+        let mut ours = framing::Hello::new(Role::Source, &self.config.agent).to_bytes();
+        match self.send(&mut write, &mut ours).await {
+            Ok(Sent::Whole) => {}
+            Ok(Sent::Stopped) => return debug!("shutting down during the handshake"),
+            Err(err) => return warn!(%err, "dropped peer during handshake"),
         }
         self.stats.viewers.send_modify(|n| *n += 1);
         info!(%agent, viewers = self.stats.viewers(), "viewer joined");
@@ -285,9 +296,9 @@ impl Viewer {
     }
 
     /// Reads and checks the viewer's hello; returns its agent name.
-    async fn read_hello(
+    async fn read_hello<R: AsyncRead + Unpin>(
         &self,
-        read: &mut FramedRead<OwnedReadHalf, MessageCodec>,
+        read: &mut FramedRead<R, MessageCodec>,
     ) -> Result<String, ViewerError> {
         let wait = self.config.handshake_timeout;
         let hello = match timeout(wait, read.next()).await {
@@ -309,15 +320,14 @@ impl Viewer {
     }
 
     /// Writes the newest frame whenever the socket can take one. Returns why it stopped.
-    async fn stream_frames(
+    async fn stream_frames<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         &mut self,
-        read: &mut FramedRead<OwnedReadHalf, MessageCodec>,
-        write: &mut OwnedWriteHalf,
+        read: &mut FramedRead<R, MessageCodec>,
+        write: &mut W,
         sent: &mut u64,
     ) -> Result<&'static str, ViewerError> {
         // A new viewer gets the cached frame at once, not at the next capture.
         self.latest.mark_changed();
-        let limit = self.config.viewer_timeout;
         let mut wrote_since_beat = false;
         loop {
             tokio::select! {
@@ -342,30 +352,17 @@ impl Viewer {
                 beat = self.beats.changed() => {
                     // Only a viewer that got nothing since the last tick needs one.
                     if beat.is_ok() && !std::mem::take(&mut wrote_since_beat) {
-                        let beat = Message::heartbeat();
-                        let sent = timeout(limit, write.write_all(&beat)).await;
-                        sent.map_err(|_| ViewerError::Stalled(limit))??;
+                        if let Sent::Stopped = self.send(write, &mut Message::heartbeat()).await? {
+                            return Ok("server shutting down");
+                        }
                     }
                     continue;
                 }
             }
             // Clone out and release the borrow at once: holding it would block the publisher.
             let Some(frame) = self.latest.borrow_and_update().clone() else { continue };
-            let mut wire = frame.wire();
-            tokio::select! {
-                written = timeout(limit, write.write_all_buf(&mut wire)) => match written {
-                    Err(_) => return Err(ViewerError::Stalled(limit)),
-                    Ok(result) => result?,
-                },
-                _ = self.shutdown.cancelled() => {
-                    // Finish the frame in flight so the goodbye lands on a message boundary.
-                    let finish = async {
-                        write.write_all_buf(&mut wire).await?;
-                        write.write_all(&Message::goodbye("server shutting down")).await
-                    };
-                    let _ = timeout(Duration::from_millis(300), finish).await;
-                    return Ok("server shutting down");
-                }
+            if let Sent::Stopped = self.send(write, &mut frame.wire()).await? {
+                return Ok("server shutting down");
             }
             *sent += 1;
             wrote_since_beat = true;
@@ -373,8 +370,88 @@ impl Viewer {
             self.stats.bytes_sent.fetch_add(frame.wire_len() as u64, Ordering::Relaxed);
         }
     }
+
+    /// Writes one whole message. Every write to a viewer goes through here, so none can hold
+    /// up a shutdown: on shutdown the message in flight gets a short grace to finish (so the
+    /// goodbye lands on a message boundary), then the viewer is let go. A socket that takes
+    /// nothing for the viewer timeout is an error.
+    async fn send<W: AsyncWrite + Unpin>(
+        &self,
+        write: &mut W,
+        message: &mut impl Buf,
+    ) -> Result<Sent, ViewerError> {
+        let limit = self.config.viewer_timeout;
+        tokio::select! {
+            written = timeout(limit, write.write_all_buf(message)) => match written {
+                Err(_) => Err(ViewerError::Stalled(limit)),
+                Ok(result) => result.map(|()| Sent::Whole).map_err(ViewerError::from),
+            },
+            _ = self.shutdown.cancelled() => {
+                let finish = async {
+                    write.write_all_buf(message).await?;
+                    write.write_all(&Message::goodbye("server shutting down")).await
+                };
+                let _ = timeout(SHUTDOWN_GRACE, finish).await;
+                Ok(Sent::Stopped)
+            }
+        }
+    }
 }
 
-async fn goodbye(write: &mut OwnedWriteHalf, reason: &str) {
-    let _ = timeout(Duration::from_millis(300), write.write_all(&Message::goodbye(reason))).await;
+/// How a [`Viewer::send`] ended.
+enum Sent {
+    /// The message went out whole.
+    Whole,
+    /// The server is shutting down; the viewer has been sent a goodbye if its socket took one.
+    Stopped,
+}
+
+/// Longest a shutdown waits on one viewer to take the end of a message and the goodbye. Every
+/// viewer waits at the same time, so this bounds the whole shutdown's wait on viewers.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
+
+async fn goodbye<W: AsyncWrite + Unpin>(write: &mut W, reason: &str) {
+    let _ = timeout(SHUTDOWN_GRACE, write.write_all(&Message::goodbye(reason))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use framing::Hello;
+    use tokio::time::Instant;
+
+    /// A viewer that never reads, behind a pipe that holds our hello and two heartbeats, while
+    /// the source is quiet: its task is stuck writing the third heartbeat when shutdown comes,
+    /// and must end at once, not after the viewer timeout (30 s).
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_does_not_wait_on_a_heartbeat_to_a_stalled_viewer() {
+        let config = Arc::new(ServerConfig::default());
+        assert_eq!(config.viewer_timeout, Duration::from_secs(30));
+        let shutdown = CancellationToken::new();
+        let (_publish, latest) = watch::channel(None);
+        let (ours, theirs) = tokio::io::duplex(64);
+        let (_their_read, mut their_write) = tokio::io::split(theirs);
+        let hello = Hello::new(Role::Viewer, "stalled").to_bytes();
+        their_write.write_all(&hello).await.expect("the pipe takes a hello");
+        let viewer = Viewer {
+            config: config.clone(),
+            stats: Server::new((*config).clone()).stats(),
+            latest,
+            beats: heartbeats(config.heartbeat_every, shutdown.clone()),
+            slots: Arc::new(Semaphore::new(1)),
+            shutdown: shutdown.clone(),
+        };
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().expect("a free permit");
+        let (read, write) = tokio::io::split(ours);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let task = tokio::spawn(viewer.serve(read, write, peer, permit));
+        // Virtual time: long enough for the heartbeats to fill the pipe.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!task.is_finished(), "a stalled viewer is kept until the viewer timeout");
+        let stopping = Instant::now();
+        shutdown.cancel();
+        task.await.expect("the viewer task ends cleanly");
+        let took = stopping.elapsed();
+        assert!(took < Duration::from_secs(1), "the viewer task took {took:?} to stop");
+    }
 }
