@@ -20,10 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use framing::Frame;
-use relay::{Backoff, Server, ServerConfig, ServerStats, SubscribeOptions};
+use relay::{Backoff, Publisher, Server, ServerConfig, ServerStats, SubscribeOptions};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span};
 
@@ -92,7 +90,8 @@ impl CacheServer {
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr().context("listener has no local address")?;
         info!(%addr, upstream = %self.config.upstream, "cache-server serving viewers");
-        let (publish, latest) = watch::channel::<Option<Frame>>(None);
+        let publish = Publisher::new(self.config.subscribe.max_message_len);
+        let latest = publish.subscribe();
         // Every line the link logs names the upstream it dials.
         let span = info_span!("upstream", addr = %self.config.upstream);
         let upstream = tokio::spawn(

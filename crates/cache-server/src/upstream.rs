@@ -7,8 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use framing::Frame;
-use relay::{Backoff, SubscribeOptions, subscribe};
+use relay::{Backoff, Publisher, SubscribeOptions, subscribe};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -95,7 +94,7 @@ pub(crate) async fn run(
     addr: String,
     options: SubscribeOptions,
     mut backoff: Backoff,
-    publish: watch::Sender<Option<Frame>>,
+    publish: Publisher,
     stats: Arc<UpstreamStats>,
     shutdown: CancellationToken,
 ) {
@@ -135,7 +134,10 @@ pub(crate) async fn run(
                             received += 1;
                             stats.frames_in.fetch_add(1, Ordering::Relaxed);
                             stats.bytes_in.fetch_add(frame.wire_len() as u64, Ordering::Relaxed);
-                            publish.send_replace(Some(frame));
+                            // Never too large: the subscription has the same limit.
+                            if let Err(err) = publish.publish(frame) {
+                                warn!(%err, "frame from upstream not relayed");
+                            }
                         }
                         Ok(None) => break "upstream closed the stream".to_owned(),
                         Err(err) => break err.to_string(),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use framing::{Encoding, Frame, FrameHeader};
+use relay::Publisher;
 use relay::clock::now_us;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -23,7 +24,7 @@ pub struct CaptureTask {
     /// What to ask it for.
     pub format: Format,
     /// Where each frame is published.
-    pub publish: watch::Sender<Option<Frame>>,
+    pub publish: Publisher,
     /// Number of connected viewers; capture pauses at zero unless `always` is set.
     pub viewers: watch::Receiver<usize>,
     /// Capture even with no viewers.
@@ -63,12 +64,14 @@ impl CaptureTask {
         let mut viewers = self.viewers.clone();
         let mut seq = 0u64;
         let mut next = Instant::now();
-        let mut failures = Failures::default();
+        let mut failures =
+            Failures::new("capture failed; retrying every second", "capture recovered");
+        let mut oversized = Failures::new("frame not sent", "frames fit again");
         while !self.stop.is_cancelled() {
             if !self.always && *viewers.borrow_and_update() == 0 {
                 // Nobody watches: stop capturing (a camera stops streaming, a Pi stays cool)
                 // and drop the cached frame so the next viewer is not handed a stale picture.
-                self.publish.send_replace(None);
+                self.publish.clear();
                 source.pause();
                 info!("no viewers; capture paused");
                 runtime.block_on(async {
@@ -111,9 +114,13 @@ impl CaptureTask {
                         width: captured.width,
                         height: captured.height,
                     };
-                    self.publish.send_replace(Some(Frame::new(header, &[], captured.jpeg)));
-                    seq += 1;
                     failures.recovered();
+                    // Skipped, not sent: every receiver would drop its connection for it.
+                    match self.publish.publish(Frame::new(header, &[], captured.jpeg)) {
+                        Ok(()) => oversized.recovered(),
+                        Err(too_large) => oversized.report(&too_large.into()),
+                    }
+                    seq += 1;
                 }
                 Err(err) => {
                     failures.report(&err);
@@ -124,10 +131,12 @@ impl CaptureTask {
     }
 }
 
-/// Logs capture errors without flooding the log while a source stays broken (a camera
-/// unplugged for an hour): a new error at once, the same one again every minute.
-#[derive(Default)]
+/// Logs errors without flooding the log while a source stays broken (a camera unplugged for
+/// an hour, a file whose every frame is too large): a new error at once, the same one again
+/// every minute, and one line when it stops.
 struct Failures {
+    failed: &'static str,
+    recovered: &'static str,
     last: Option<(String, Instant)>,
     repeats: u64,
 }
@@ -135,18 +144,22 @@ struct Failures {
 impl Failures {
     const REPEAT_EVERY: Duration = Duration::from_secs(60);
 
+    fn new(failed: &'static str, recovered: &'static str) -> Failures {
+        Failures { failed, recovered, last: None, repeats: 0 }
+    }
+
     fn report(&mut self, err: &anyhow::Error) {
         let text = format!("{err:#}");
         match &mut self.last {
             Some((last, at)) if *last == text => {
                 self.repeats += 1;
                 if at.elapsed() >= Self::REPEAT_EVERY {
-                    warn!(error = %text, repeats = self.repeats, "capture still failing; retrying");
+                    warn!(error = %text, repeats = self.repeats, "{} (still)", self.failed);
                     *at = Instant::now();
                 }
             }
             _ => {
-                warn!(error = %text, "capture failed; retrying every second");
+                warn!(error = %text, "{}", self.failed);
                 self.last = Some((text, Instant::now()));
                 self.repeats = 0;
             }
@@ -155,7 +168,7 @@ impl Failures {
 
     fn recovered(&mut self) {
         if self.last.take().is_some() {
-            info!("capture recovered");
+            info!(repeats = self.repeats, "{}", self.recovered);
         }
     }
 }

@@ -19,10 +19,8 @@ pub mod raw;
 pub mod source;
 
 use anyhow::Context;
-use framing::Frame;
-use relay::{Server, ServerConfig};
+use relay::{Publisher, Server, ServerConfig};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -37,6 +35,9 @@ pub struct Config {
     pub format: Format,
     /// Keep capturing while no relay is connected.
     pub always_capture: bool,
+    /// Largest frame sent, as a message length in bytes; a larger one is skipped with an
+    /// error in the log, since every receiver with the same limit would drop its connection.
+    pub max_frame_bytes: usize,
     /// How relays are served.
     pub server: ServerConfig,
 }
@@ -47,6 +48,7 @@ impl Default for Config {
             source: SourceSpec::Test,
             format: Format { width: 640, height: 480, fps: 30, quality: 80 },
             always_capture: false,
+            max_frame_bytes: framing::DEFAULT_MAX_MESSAGE_LEN,
             server: ServerConfig {
                 agent: concat!("drone/", env!("CARGO_PKG_VERSION")).into(),
                 ..ServerConfig::default()
@@ -62,7 +64,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (publish, latest) = watch::channel::<Option<Frame>>(None);
+    let publish = Publisher::new(config.max_frame_bytes);
+    let latest = publish.subscribe();
     let server = Server::new(config.server);
     let stop = shutdown.child_token();
     let task = capture::CaptureTask {

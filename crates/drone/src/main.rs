@@ -42,6 +42,11 @@ struct Cli {
     #[arg(long, env = "DRONE_QUALITY", default_value_t = 80,
           value_parser = clap::value_parser!(u8).range(1..=100))]
     quality: u8,
+    /// Largest frame sent, in bytes (1024 to 1073741824). A larger one (a huge JPEG in a file)
+    /// is skipped with an error in the log: receivers with the same limit would drop it.
+    #[arg(long, env = "DRONE_MAX_FRAME_BYTES", default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN,
+          value_name = "BYTES", value_parser = cli::args::frame_bytes)]
+    max_frame_bytes: usize,
     /// Keep capturing while no relay is connected (by default capture pauses).
     #[arg(long, env = "DRONE_ALWAYS_CAPTURE")]
     always_capture: bool,
@@ -69,7 +74,13 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let server = cli.serve.config(concat!("drone/", env!("CARGO_PKG_VERSION")));
     let format =
         Format { width: cli.width, height: cli.height, fps: cli.fps, quality: cli.quality };
-    let config = Config { source: cli.source, format, always_capture: cli.always_capture, server };
+    let config = Config {
+        source: cli.source,
+        format,
+        always_capture: cli.always_capture,
+        max_frame_bytes: cli.max_frame_bytes,
+        server,
+    };
     let listener = relay::socket::listen(cli.listen)
         .with_context(|| format!("could not listen on {} (port in use?)", cli.listen))?;
     drone::run(config, listener, cli::shutdown_on_signal()).await

@@ -80,3 +80,49 @@ async fn mjpeg_file_is_served_byte_identical_in_order_and_loops() -> anyhow::Res
     timeout(PATIENCE, drone).await???;
     Ok(())
 }
+
+/// `jpeg` with comment segments inserted after its SOI until it is longer than `at_least`
+/// bytes: still a valid JPEG of the same picture.
+fn padded(jpeg: &[u8], at_least: usize) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    let filler = vec![b'x'; 65_533];
+    while out.len() + jpeg.len() <= at_least {
+        out.extend_from_slice(&[0xff, 0xfe, 0xff, 0xff]);
+        out.extend_from_slice(&filler);
+    }
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// A file holding one JPEG above the 16 MiB that receivers accept by default: the drone skips
+/// it with an error in its log and never puts it on the wire, so its viewers are not dropped
+/// (and left redialling forever) but see the other frames go round and round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_too_large_for_receivers_is_skipped_at_the_source() -> anyhow::Result<()> {
+    let huge = padded(&frame(1), framing::DEFAULT_MAX_MESSAGE_LEN + 1);
+    let frames = [frame(0), huge, frame(2), frame(3)];
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("clip.mjpeg");
+    std::fs::write(&path, frames.concat())?;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    let config = Config {
+        source: SourceSpec::Path(path),
+        format: Format { width: 160, height: 120, fps: 30, quality: 80 },
+        ..Config::default()
+    };
+    let shutdown = CancellationToken::new();
+    let drone = tokio::spawn(drone::run(config, listener, shutdown.clone()));
+
+    let mut sub = subscribe(&addr, &SubscribeOptions::default()).await?;
+    // Three times round the file: the large frame came up three times.
+    for _ in 0..9 {
+        let got = timeout(PATIENCE, sub.next_frame()).await??.expect("drone closed early");
+        assert!(got.payload().len() < 1 << 20, "only the small frames are sent");
+    }
+    sub.close().await;
+    shutdown.cancel();
+    timeout(PATIENCE, drone).await???;
+    Ok(())
+}

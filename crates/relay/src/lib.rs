@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`server`] — [`Server`]: accept loop, handshake, per-viewer latest-frame writer, limits.
+//! - [`publish`] — [`Publisher`]: where a source puts its newest frame; refuses oversized ones.
 //! - [`subscriber`] — [`subscribe`] and [`Subscription`]: dial a source, read its frames.
 //! - [`socket`] — the TCP options every connection gets (no-delay, keepalive, low watermark).
 //! - [`backoff`] — capped exponential pauses between retries.
@@ -20,11 +21,13 @@
 
 pub mod backoff;
 pub mod clock;
+pub mod publish;
 pub mod server;
 pub mod socket;
 pub mod subscriber;
 
 pub use backoff::Backoff;
+pub use publish::{FrameTooLarge, Publisher};
 pub use server::{Server, ServerConfig, ServerStats};
 pub use subscriber::{SubscribeError, SubscribeOptions, Subscription, subscribe};
 
