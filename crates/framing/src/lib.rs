@@ -24,6 +24,7 @@
 //! - [`codec`] — [`MessageCodec`], a `tokio_util::codec::Decoder` that turns a byte stream
 //!   into [`Message`]s, checking every length before it allocates.
 //! - [`sniff`] — names what a peer that does not speak dronecast sent instead.
+//! - [`text`] — peer text made safe to print: control characters escaped.
 //!
 //! # Example
 //! ```
@@ -50,6 +51,7 @@
 pub mod codec;
 pub mod message;
 pub mod sniff;
+pub mod text;
 
 pub use codec::{FramingError, MessageCodec};
 pub use message::{Encoding, Frame, FrameHeader, Hello, Message, Role};

@@ -84,7 +84,8 @@ pub struct Hello {
     pub version: u16,
     /// Which end the sender is.
     pub role: Role,
-    /// Free-form name of the sending program, for logs (`"client/0.1.0"`).
+    /// Free-form name of the sending program, for logs (`"client/0.1.0"`). As decoded, control
+    /// characters are escaped ([`crate::text::printable`]).
     pub agent: String,
     /// Access token. Reserved: sent empty and ignored by this version.
     pub token: Bytes,
@@ -143,10 +144,13 @@ impl Hello {
         };
         let agent_len = body.get_u8() as usize;
         let agent = take(&mut body, agent_len).ok_or(bad("agent runs past the end"))?;
-        let agent = String::from_utf8_lossy(agent).into_owned();
+        let agent = crate::text::printable(agent);
         let token = take_short(&mut body).ok_or(bad("token runs past the end"))?;
         let stream = take_short(&mut body).ok_or(bad("stream name runs past the end"))?;
         let stream = std::str::from_utf8(stream).map_err(|_| bad("stream name is not UTF-8"))?;
+        if !crate::text::is_printable(stream) {
+            return Err(bad("stream name has control characters"));
+        }
         Ok(Hello {
             version,
             role,
@@ -286,9 +290,9 @@ fn encode_text(kind: u8, text: &str) -> Bytes {
     prefixed(body)
 }
 
-/// Parses the UTF-8 reason of a refused or goodbye message.
+/// Parses the reason of a refused or goodbye message, escaped for printing.
 pub(crate) fn parse_text(body: &[u8]) -> String {
-    String::from_utf8_lossy(body).into_owned()
+    crate::text::printable(body)
 }
 
 fn prefixed(body: BytesMut) -> Bytes {
