@@ -20,7 +20,7 @@ start() {
   stop
   $T/drone --listen 127.0.0.1:29999 --source test 2>/tmp/dronecast-bench-drone.log &
   DPID=$!
-  $T/cache-server --upstream 127.0.0.1:29999 --listen 127.0.0.1:29998 "$@" 2>/tmp/dronecast-bench-cache.log &
+  $T/cache-server --upstream 127.0.0.1:29999 --listen 127.0.0.1:29998 --http 127.0.0.1:29980 "$@" 2>/tmp/dronecast-bench-cache.log &
   CPID=$!
   # Readiness: the cache-server logs its upstream connection.
   for _ in $(seq 200); do grep -q "upstream connected" /tmp/dronecast-bench-cache.log && return; sleep 0.05; done

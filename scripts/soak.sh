@@ -76,7 +76,7 @@ $BIN/drone --listen 127.0.0.1:0 $DRONE_ARGS 2>"$OUT/drone-0.log" &
 drone_pid=$!
 DRONE_ADDR=$(wait_for_addr "$OUT/drone-0.log" "drone serving")
 
-$BIN/cache-server --upstream "$DRONE_ADDR" --listen 127.0.0.1:0 --summary-every 10 \
+$BIN/cache-server --upstream "$DRONE_ADDR" --listen 127.0.0.1:0 --http off --summary-every 10 \
   2>"$OUT/cache-server.log" &
 cache_pid=$!
 CACHE_ADDR=$(wait_for_addr "$OUT/cache-server.log" "serving viewers")

@@ -138,14 +138,18 @@ enum Closed {
 
 /// Reads (and drops) whatever the peer sends until it closes; fails if it does not within
 /// `PATIENCE`. Returns how it closed and how many bytes it sent first.
-async fn until_closed(stream: &mut TcpStream) -> anyhow::Result<(Closed, usize)> {
+async fn until_closed(stream: &mut TcpStream) -> anyhow::Result<(Closed, Vec<u8>)> {
     let mut buf = vec![0u8; 64 * 1024];
-    let mut received = 0;
+    let mut received = Vec::new();
     let read = async {
         loop {
             match stream.read(&mut buf).await {
                 Ok(0) => return Ok((Closed::Eof, received)),
-                Ok(n) => received += n,
+                // Kept up to a few kilobytes: enough to see what the peer answered.
+                Ok(n) => {
+                    let room = 4096usize.saturating_sub(received.len());
+                    received.extend_from_slice(&buf[..n.min(room)]);
+                }
                 Err(err) if err.kind() == io::ErrorKind::ConnectionReset => {
                     return Ok((Closed::Reset, received));
                 }
@@ -160,7 +164,8 @@ async fn until_closed(stream: &mut TcpStream) -> anyhow::Result<(Closed, usize)>
 }
 
 /// Plays `attack` against `target`; returns our address and how long the server took to close.
-/// A server must not answer a peer that has not sent a valid hello.
+/// A server must not answer a peer that has not sent a valid hello, except a web browser,
+/// which is told in one line of HTTP that this is not its port.
 async fn play(target: SocketAddr, attack: Attack) -> anyhow::Result<(SocketAddr, Duration)> {
     let mut stream = TcpStream::connect(target).await?;
     stream.set_nodelay(true)?;
@@ -182,7 +187,18 @@ async fn play(target: SocketAddr, attack: Attack) -> anyhow::Result<(SocketAddr,
     let (_, received) =
         until_closed(&mut stream).await.with_context(|| format!("{ours} against {target}"))?;
     let said_hello = attack.writes.first().is_some_and(|w| w.starts_with(&hello(Role::Viewer)));
-    ensure!(said_hello || received == 0, "{target} answered {received} bytes to {ours}");
+    let browser = attack.writes.first().is_some_and(|w| w.starts_with(b"GET "));
+    if browser {
+        let answer = String::from_utf8_lossy(&received);
+        ensure!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n")
+                && answer.contains("This is a dronecast viewer port, not HTTP"),
+            "{target} answered a browser with {answer:?}"
+        );
+    } else {
+        let n = received.len();
+        ensure!(said_hello || n == 0, "{target} answered {n} bytes to {ours}");
+    }
     Ok((ours, sent.elapsed()))
 }
 
@@ -225,7 +241,7 @@ impl Rig {
             .collect();
         cache.wait_frames_in(10).await?;
         let deadline = Instant::now() + PATIENCE;
-        while cache.viewers.viewers() == 0 {
+        while cache.hub.viewers() == 0 {
             ensure!(Instant::now() < deadline, "the cache-server's viewer never joined");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -835,7 +851,7 @@ async fn cache_against(cases: &[Hostile]) -> anyhow::Result<()> {
 
         let after = first_frame(cache.addr).await.context("the cached frame after")?;
         assert!(after == before, "{case:?}: the cached frame changed");
-        assert!(cache.viewers.viewers() >= 1, "{case:?}: the cache-server's viewer was dropped");
+        assert!(cache.hub.viewers() >= 1, "{case:?}: the cache-server's viewer was dropped");
 
         fake.set_mode(Mode::Proxy(drone.addr));
         let frames_before = cache.upstream.frames_in();

@@ -82,13 +82,16 @@ async fn a_stranger_is_dropped_and_viewers_carry_on() -> anyhow::Result<()> {
     http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await?;
     let mut rest = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), http.read_to_end(&mut rest)).await;
-    // Closed without a word: end of stream, or a reset if part of the request was unread.
-    let closed = match &read {
-        Ok(Ok(n)) => *n == 0,
-        Ok(Err(err)) => err.kind() == std::io::ErrorKind::ConnectionReset,
-        Err(_) => false,
-    };
-    assert!(closed, "HTTP peer was answered or left open: {read:?} {rest:?}");
+    // Answered in one line of HTTP that this is not its port, then closed.
+    let answer = String::from_utf8_lossy(&rest);
+    assert!(matches!(read, Ok(Ok(_))), "HTTP peer left open: {read:?} {answer:?}");
+    assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{answer:?}");
+    assert!(
+        answer.ends_with(
+            "This is a dronecast viewer port, not HTTP: this server has no HTTP port.\n"
+        ),
+        "{answer:?}"
+    );
 
     assert_clean(&viewer.await??);
     Ok(())

@@ -10,7 +10,7 @@ use std::time::Duration;
 use dronecast::cache_server::{self, CacheServer, UpstreamState, UpstreamStats};
 use dronecast::client::{Report, headless};
 use dronecast::drone::{self, Format};
-use dronecast::relay::ServerStats;
+use dronecast::relay::Hub;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -63,7 +63,7 @@ pub async fn drone(fps: u32) -> anyhow::Result<Drone> {
 pub struct Cache {
     pub addr: SocketAddr,
     pub upstream: Arc<UpstreamStats>,
-    pub viewers: Arc<ServerStats>,
+    pub hub: Arc<Hub>,
     pub shutdown: CancellationToken,
     pub task: JoinHandle<anyhow::Result<()>>,
 }
@@ -105,10 +105,10 @@ pub async fn cache_with(
     configure(&mut config);
     let server = CacheServer::new(config);
     let upstream = server.upstream_stats();
-    let viewers = server.viewer_stats();
+    let hub = server.hub();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(server.run(listener, shutdown.clone()));
-    Ok(Cache { addr, upstream, viewers, shutdown, task })
+    Ok(Cache { addr, upstream, hub, shutdown, task })
 }
 
 /// A headless viewer that takes `frames` frames from `addr`, redialling if need be.

@@ -39,7 +39,7 @@ pub fn measure(link: &SlowLink) -> anyhow::Result<serde_json::Value> {
     drone.wait_for_line("drone serving", PATIENCE)?;
     let listen = format!("{}:9998", pair.a_addr);
     let mut cache = pair.exec(&pair.a, &link.cache_server);
-    cache.args(["--upstream", "127.0.0.1:9999", "--listen", &listen]);
+    cache.args(["--upstream", "127.0.0.1:9999", "--listen", &listen, "--http", "off"]);
     let cache = Running::start(cache.args(["--notsent-lowat", &link.notsent_lowat.to_string()]))?;
     cache.wait_for_line("serving viewers", PATIENCE)?;
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use relay::{Backoff, Publisher, Server, ServerConfig, ServerStats, SubscribeOptions};
+use relay::{Backoff, HttpConfig, HttpServer, Hub, Server, ServerConfig, Stream, SubscribeOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span};
@@ -61,15 +61,16 @@ impl Config {
 #[derive(Debug)]
 pub struct CacheServer {
     config: Config,
-    server: Server,
+    hub: Arc<Hub>,
     upstream: Arc<UpstreamStats>,
 }
 
 impl CacheServer {
     /// Builds a cache-server.
     pub fn new(config: Config) -> CacheServer {
-        let server = Server::new(config.server.clone());
-        CacheServer { config, server, upstream: Arc::new(UpstreamStats::new()) }
+        let stream = Stream::new(DEFAULT_STREAM, config.subscribe.max_message_len);
+        let (hub, stream) = Hub::single(config.server.clone(), stream);
+        CacheServer { config, hub, upstream: Arc::new(UpstreamStats::new(stream)) }
     }
 
     /// Counters of the upstream link.
@@ -77,9 +78,9 @@ impl CacheServer {
         self.upstream.clone()
     }
 
-    /// Counters of the viewer side.
-    pub fn viewer_stats(&self) -> Arc<ServerStats> {
-        self.server.stats()
+    /// The streams and viewers served.
+    pub fn hub(&self) -> Arc<Hub> {
+        self.hub.clone()
     }
 
     /// Serves viewers on `listener` until `shutdown` is cancelled.
@@ -88,10 +89,19 @@ impl CacheServer {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
+        self.run_with_http(listener, None, shutdown).await
+    }
+
+    /// Serves viewers on `listener`, and over HTTP on `http` if given, until `shutdown` is
+    /// cancelled.
+    pub async fn run_with_http(
+        self,
+        listener: TcpListener,
+        http: Option<TcpListener>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let addr = listener.local_addr().context("listener has no local address")?;
         info!(%addr, upstream = %self.config.upstream, "cache-server serving viewers");
-        let publish = Publisher::new(self.config.subscribe.max_message_len);
-        let latest = publish.subscribe();
         // Every line the link logs names the upstream it dials.
         let span = info_span!("upstream", addr = %self.config.upstream);
         let upstream = tokio::spawn(
@@ -99,20 +109,36 @@ impl CacheServer {
                 self.config.upstream.clone(),
                 self.config.subscribe.clone(),
                 self.config.backoff,
-                publish,
                 self.upstream.clone(),
                 shutdown.clone(),
             )
             .instrument(span),
         );
         if let Some(every) = self.config.summary_every {
-            let line =
-                status_line::StatusLine::new(self.upstream.clone(), self.server.stats(), every);
+            let line = status_line::StatusLine::new(self.hub.clone(), every);
             tokio::spawn(line.run(shutdown.clone()));
         }
-        self.server.run(listener, latest, shutdown).await;
+        let mut tcp = Server::new(self.hub.clone());
+        let http = match http {
+            Some(http) => {
+                let http_addr = http.local_addr().context("HTTP listener has no local address")?;
+                info!("serving HTTP on http://{http_addr}/");
+                tcp = tcp.with_http_hint(format!("port {}", http_addr.port()));
+                let config = HttpConfig { dronecast_hint: Some(format!("port {}", addr.port())) };
+                let server = HttpServer::new(self.hub.clone(), config);
+                Some(tokio::spawn(server.run(http, shutdown.clone())))
+            }
+            None => None,
+        };
+        tcp.run(listener, shutdown).await;
+        if let Some(http) = http {
+            http.await.context("HTTP server failed")?;
+        }
         upstream.await.context("upstream task failed")?;
         info!("cache-server stopped");
         Ok(())
     }
 }
+
+/// The name of the one stream a cache-server relays (until it relays several).
+pub const DEFAULT_STREAM: &str = "default";

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
 use cache_server::{CacheServer, Config};
 use clap::Parser;
 use cli::ServeArgs;
@@ -21,6 +20,10 @@ struct Cli {
     /// Address to listen on for viewers.
     #[arg(long, env = "CACHE_LISTEN", default_value = "0.0.0.0:9998")]
     listen: SocketAddr,
+    /// Address to serve HTTP on (live MJPEG for browsers, VLC, Home Assistant; snapshots; a
+    /// status page; Prometheus metrics), or `off`.
+    #[arg(long, env = "CACHE_HTTP", default_value = "0.0.0.0:8080", value_name = "ADDR|off")]
+    http: cli::args::AddrOrOff,
     /// Longest pause between upstream redials, in seconds (the pause doubles from 50 ms). It
     /// bounds how long viewers wait for video once the upstream is back.
     #[arg(long, env = "CACHE_REDIAL_MAX", default_value = "0.5", value_name = "SECS",
@@ -52,7 +55,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     config.subscribe.max_message_len = cli.max_frame_bytes;
     config.backoff = relay::Backoff::new(config.backoff.initial, cli.redial_max);
     config.summary_every = Some(cli.summary_every).filter(|d| !d.is_zero());
-    let listener = relay::socket::listen(cli.listen)
-        .with_context(|| format!("could not listen on {} (port in use?)", cli.listen))?;
-    CacheServer::new(config).run(listener, cli::shutdown_on_signal()).await
+    let listener = cli::listen(cli.listen)?;
+    let http = cli.http.0.map(cli::listen).transpose()?;
+    CacheServer::new(config).run_with_http(listener, http, cli::shutdown_on_signal()).await
 }

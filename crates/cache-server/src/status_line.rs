@@ -1,27 +1,25 @@
-//! The periodic status line: upstream state, frames and bitrate in, viewers and bitrate out.
+//! The periodic status line: per stream, the source's state, frames and bitrate in, viewers
+//! and bitrate out.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use relay::ServerStats;
-use tokio::time::{Instant, MissedTickBehavior, interval};
+use relay::{Hub, Stream};
+use tokio::time::{MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::UpstreamStats;
-
-/// Logs one line every period.
+/// Logs one line per stream every period.
 #[derive(Debug)]
 pub struct StatusLine {
-    upstream: Arc<UpstreamStats>,
-    viewers: Arc<ServerStats>,
+    hub: Arc<Hub>,
     every: Duration,
 }
 
 impl StatusLine {
-    /// A status line of these counters every `every`.
-    pub fn new(upstream: Arc<UpstreamStats>, viewers: Arc<ServerStats>, every: Duration) -> Self {
-        StatusLine { upstream, viewers, every }
+    /// A status line of `hub`'s streams every `every`.
+    pub fn new(hub: Arc<Hub>, every: Duration) -> Self {
+        StatusLine { hub, every }
     }
 
     /// Logs until `shutdown`.
@@ -29,26 +27,33 @@ impl StatusLine {
         let mut tick = interval(self.every);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tick.tick().await;
-        let mut last = (Instant::now(), self.upstream.frames_in(), self.upstream.bytes_in(), 0);
-        last.3 = self.viewers.bytes_sent();
+        for stream in self.hub.streams() {
+            stream.rates(); // opens the first window
+        }
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let now = Instant::now();
-            let (frames, bytes_in, bytes_out) =
-                (self.upstream.frames_in(), self.upstream.bytes_in(), self.viewers.bytes_sent());
-            let secs = now.duration_since(last.0).as_secs_f64().max(1e-3);
-            let fps = (frames - last.1) as f64 / secs;
-            let mbit_in = (bytes_in - last.2) as f64 * 8.0 / secs / 1e6;
-            let mbit_out = (bytes_out - last.3) as f64 * 8.0 / secs / 1e6;
-            info!(
-                "upstream {} | in {fps:.1} fps {mbit_in:.1} Mbit/s | {} viewers, out {mbit_out:.1} Mbit/s",
-                self.upstream.state(),
-                self.viewers.viewers(),
-            );
-            last = (now, frames, bytes_in, bytes_out);
+            let streams = self.hub.streams();
+            for stream in &streams {
+                info!("{}", line(stream, streams.len() > 1));
+            }
         }
     }
+}
+
+/// `upstream up | in 30.0 fps 15.6 Mbit/s | 3 viewers, out 46.8 Mbit/s`, with the stream's
+/// name in front when there are several.
+fn line(stream: &Stream, named: bool) -> String {
+    let rates = stream.rates();
+    let name = if named { format!("{}: ", stream.name()) } else { String::new() };
+    format!(
+        "{name}upstream {} | in {:.1} fps {:.1} Mbit/s | {} viewers, out {:.1} Mbit/s",
+        stream.source().state,
+        rates.fps_in,
+        rates.mbit_in,
+        stream.viewers().count(),
+        rates.mbit_out,
+    )
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use relay::{Backoff, Publisher, SubscribeOptions, subscribe};
+use relay::{Backoff, Stream, SubscribeOptions, subscribe};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -37,22 +37,20 @@ impl fmt::Display for UpstreamState {
     }
 }
 
-/// Counters of the upstream link.
+/// Counters of the upstream link, and the stream it feeds.
 #[derive(Debug)]
 pub struct UpstreamStats {
+    stream: Arc<Stream>,
     state: watch::Sender<UpstreamState>,
-    frames_in: AtomicU64,
-    bytes_in: AtomicU64,
     connects: AtomicU64,
     dials: AtomicU64,
 }
 
 impl UpstreamStats {
-    pub(crate) fn new() -> UpstreamStats {
+    pub(crate) fn new(stream: Arc<Stream>) -> UpstreamStats {
         UpstreamStats {
+            stream,
             state: watch::Sender::new(UpstreamState::Connecting),
-            frames_in: AtomicU64::new(0),
-            bytes_in: AtomicU64::new(0),
             connects: AtomicU64::new(0),
             dials: AtomicU64::new(0),
         }
@@ -70,12 +68,12 @@ impl UpstreamStats {
 
     /// Frames received from upstream so far.
     pub fn frames_in(&self) -> u64 {
-        self.frames_in.load(Ordering::Relaxed)
+        self.stream.totals().frames_in
     }
 
     /// Bytes received from upstream so far (wire bytes).
     pub fn bytes_in(&self) -> u64 {
-        self.bytes_in.load(Ordering::Relaxed)
+        self.stream.totals().bytes_in
     }
 
     /// Successful connections so far (1 + reconnections).
@@ -87,6 +85,25 @@ impl UpstreamStats {
     pub fn dials(&self) -> u64 {
         self.dials.load(Ordering::Relaxed)
     }
+
+    /// The link's state changes; the stream's source status follows, for `/state` and
+    /// `/metrics`.
+    fn set_state(&self, state: UpstreamState, agent: Option<&str>) {
+        self.state.send_replace(state);
+        let reconnects = self.connects().saturating_sub(1);
+        self.stream.update_source(|source| {
+            source.state = match state {
+                UpstreamState::Connecting => "connecting",
+                UpstreamState::Up => "up",
+                UpstreamState::Down => "down",
+                UpstreamState::Stopped => "stopped",
+            };
+            if let Some(agent) = agent {
+                source.agent = agent.to_owned();
+            }
+            source.reconnects = reconnects;
+        });
+    }
 }
 
 /// Runs the link until `shutdown`.
@@ -94,10 +111,10 @@ pub(crate) async fn run(
     addr: String,
     options: SubscribeOptions,
     mut backoff: Backoff,
-    publish: Publisher,
     stats: Arc<UpstreamStats>,
     shutdown: CancellationToken,
 ) {
+    stats.stream.update_source(|source| source.from = addr.clone());
     let mut down_since: Option<Instant> = None;
     let mut attempts = 0u64;
     loop {
@@ -118,13 +135,13 @@ pub(crate) async fn run(
                 }
                 attempts = 0;
                 stats.connects.fetch_add(1, Ordering::Relaxed);
-                stats.state.send_replace(UpstreamState::Up);
+                stats.set_state(UpstreamState::Up, Some(&agent));
                 let mut received = 0u64;
                 let ended = loop {
                     let next = tokio::select! {
                         _ = shutdown.cancelled() => {
                             sub.close().await;
-                            stats.state.send_replace(UpstreamState::Stopped);
+                            stats.set_state(UpstreamState::Stopped, None);
                             return;
                         }
                         next = sub.next_frame() => next,
@@ -132,10 +149,8 @@ pub(crate) async fn run(
                     match next {
                         Ok(Some(frame)) => {
                             received += 1;
-                            stats.frames_in.fetch_add(1, Ordering::Relaxed);
-                            stats.bytes_in.fetch_add(frame.wire_len() as u64, Ordering::Relaxed);
                             // Never too large: the subscription has the same limit.
-                            if let Err(err) = publish.publish(frame) {
+                            if let Err(err) = stats.stream.publish(frame) {
                                 warn!(%err, "frame from upstream not relayed");
                             }
                         }
@@ -158,11 +173,11 @@ pub(crate) async fn run(
                 down_since.get_or_insert_with(Instant::now);
             }
         }
-        stats.state.send_replace(UpstreamState::Down);
+        stats.set_state(UpstreamState::Down, None);
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = backoff.wait() => {}
         }
     }
-    stats.state.send_replace(UpstreamState::Stopped);
+    stats.set_state(UpstreamState::Stopped, None);
 }

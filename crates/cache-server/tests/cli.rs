@@ -23,6 +23,8 @@ async fn relays_to_viewers_reports_and_stops_on_sigterm() -> anyhow::Result<()> 
         "127.0.0.1:0",
         "--summary-every",
         "0.5",
+        "--http",
+        "off",
     ]))?;
     let addr = cache.wait_for_addr("serving viewers", PATIENCE)?;
 
@@ -65,6 +67,8 @@ fn an_unreachable_upstream_is_logged_and_viewers_are_still_served() -> anyhow::R
         "127.0.0.1:1",
         "--listen",
         "127.0.0.1:0",
+        "--http",
+        "off",
     ]))?;
     let addr = cache.wait_for_addr("serving viewers", PATIENCE)?;
     let line = cache.wait_for_line("upstream unavailable", PATIENCE)?;

@@ -216,6 +216,8 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() -> anyhow::Res
         &drone.to_string(),
         "--listen",
         "127.0.0.1:0",
+        "--http",
+        "off",
         "--summary-every",
         "0",
         "--handshake-timeout",

@@ -47,7 +47,7 @@ impl Setup {
         let upstream = drone.wait_for_addr("drone serving", PATIENCE)?;
 
         let mut cache = pair.exec(&pair.a, cache_bin());
-        cache.args(["--upstream", &upstream.to_string(), "--summary-every", "0"]);
+        cache.args(["--upstream", &upstream.to_string(), "--summary-every", "0", "--http", "off"]);
         let cache = Running::start(cache.args(["--listen", &format!("{}:0", pair.a_addr)]))?;
         let addr = cache.wait_for_addr("serving viewers", PATIENCE)?;
 

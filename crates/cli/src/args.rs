@@ -7,6 +7,7 @@
 //! error: invalid value '0' for '--max-viewers <N>': 0 is not in 1..=1000000
 //! ```
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use relay::ServerConfig;
@@ -49,6 +50,32 @@ pub fn frame_bytes(s: &str) -> Result<usize, String> {
         return Err(range());
     }
     usize::try_from(v).map_err(|_| range())
+}
+
+/// A listening address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrOrOff(pub Option<SocketAddr>);
+
+impl std::str::FromStr for AddrOrOff {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "off" | "none" | "" => Ok(AddrOrOff(None)),
+            addr => addr.parse().map(|a| AddrOrOff(Some(a))).map_err(|_| {
+                "must be an address to listen on (IP:PORT, e.g. 0.0.0.0:8080) or `off`".to_owned()
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for AddrOrOff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("off"),
+        }
+    }
 }
 
 /// Flags of every program that serves viewers (drone, cache-server).
@@ -105,6 +132,13 @@ mod tests {
         }
         assert_eq!(seconds_or_zero("0"), Ok(Duration::ZERO));
         assert!(seconds_or_zero("-0.1").is_err());
+    }
+
+    #[test]
+    fn an_address_or_off() {
+        assert_eq!("off".parse(), Ok(AddrOrOff(None)));
+        assert_eq!("127.0.0.1:8080".parse(), Ok(AddrOrOff(Some(([127, 0, 0, 1], 8080).into()))));
+        assert!("localhost".parse::<AddrOrOff>().is_err());
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub use args::ServeArgs;
 pub use logging::init_logging;
 pub use signal::shutdown_on_signal;
 
+/// A listener on `addr`, or an error that says which address and what to check.
+pub fn listen(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context;
+    relay::socket::listen(addr)
+        .with_context(|| format!("could not listen on {addr} (port in use, or not this host's?)"))
+}
+
 /// The exit code for how `main` went; an error is printed with its whole chain of causes
 /// (`error: could not open source 'x': …`), never as a debug dump.
 pub fn exit_code<E: std::fmt::Display>(outcome: Result<(), E>) -> std::process::ExitCode {

@@ -4,14 +4,15 @@
 //! Capture and encoding run on a thread of their own and publish with `send_replace`, which
 //! never waits: a slow network cannot hold up capture, and capture cannot hold up the network.
 
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use framing::{Encoding, Frame, FrameHeader};
-use relay::Publisher;
+use relay::Stream;
 use relay::clock::now_us;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -23,10 +24,9 @@ pub struct CaptureTask {
     pub spec: SourceSpec,
     /// What to ask it for.
     pub format: Format,
-    /// Where each frame is published.
-    pub publish: Publisher,
-    /// Number of connected viewers; capture pauses at zero unless `always` is set.
-    pub viewers: watch::Receiver<usize>,
+    /// Where each frame is published; capture pauses while it has no viewers and nobody
+    /// wants its frames (unless `always` is set).
+    pub stream: Arc<Stream>,
     /// Capture even with no viewers.
     pub always: bool,
     /// Stops the thread.
@@ -51,7 +51,12 @@ impl CaptureTask {
                         return;
                     }
                 };
-                let _ = opened_tx.send(Ok(source.describe()));
+                let described = source.describe();
+                self.stream.update_source(|status| {
+                    status.state = "up";
+                    status.from = described.clone();
+                });
+                let _ = opened_tx.send(Ok(described));
                 self.run(source, &runtime);
             })
             .context("could not start the capture thread")?;
@@ -61,22 +66,27 @@ impl CaptureTask {
 
     fn run(self, mut source: Box<dyn source::Source>, runtime: &tokio::runtime::Handle) {
         let interval = Duration::from_secs_f64(1.0 / f64::from(self.format.fps.max(1)));
-        let mut viewers = self.viewers.clone();
+        let mut viewers = self.stream.viewers().watch_count();
+        let mut wanted = self.stream.watch_wanted();
         let mut seq = 0u64;
         let mut next = Instant::now();
         let mut failures =
             Failures::new("capture failed; retrying every second", "capture recovered");
         let mut oversized = Failures::new("frame not sent", "frames fit again");
         while !self.stop.is_cancelled() {
-            if !self.always && *viewers.borrow_and_update() == 0 {
+            let watched = *viewers.borrow_and_update() > 0
+                || wanted.borrow_and_update().is_some_and(|until| until > Instant::now());
+            if !self.always && !watched {
                 // Nobody watches: stop capturing (a camera stops streaming, a Pi stays cool)
                 // and drop the cached frame so the next viewer is not handed a stale picture.
-                self.publish.clear();
+                self.stream.clear();
+                self.stream.update_source(|status| status.state = "paused");
                 source.pause();
                 info!("no viewers; capture paused");
                 runtime.block_on(async {
                     tokio::select! {
                         _ = viewers.wait_for(|n| *n > 0) => {}
+                        _ = wanted.changed() => {}
                         _ = self.stop.cancelled() => {}
                     }
                 });
@@ -84,6 +94,7 @@ impl CaptureTask {
                     break;
                 }
                 info!("viewer connected; capture running");
+                self.stream.update_source(|status| status.state = "up");
                 if let Err(err) = source.resume() {
                     failures.report(&err);
                 }
@@ -114,16 +125,21 @@ impl CaptureTask {
                         width: captured.width,
                         height: captured.height,
                     };
-                    failures.recovered();
+                    if failures.recovered() {
+                        self.stream.update_source(|status| status.state = "up");
+                    }
                     // Skipped, not sent: every receiver would drop its connection for it.
-                    match self.publish.publish(Frame::new(header, &[], captured.jpeg)) {
-                        Ok(()) => oversized.recovered(),
+                    match self.stream.publish(Frame::new(header, &[], captured.jpeg)) {
+                        Ok(()) => {
+                            oversized.recovered();
+                        }
                         Err(too_large) => oversized.report(&too_large.into()),
                     }
                     seq += 1;
                 }
                 Err(err) => {
                     failures.report(&err);
+                    self.stream.update_source(|status| status.state = "failing");
                     thread::sleep(Duration::from_secs(1));
                 }
             }
@@ -166,9 +182,12 @@ impl Failures {
         }
     }
 
-    fn recovered(&mut self) {
-        if self.last.take().is_some() {
+    /// Says so once when failures stop; true then.
+    fn recovered(&mut self) -> bool {
+        let was_failing = self.last.take().is_some();
+        if was_failing {
             info!(repeats = self.repeats, "{}", self.recovered);
         }
+        was_failing
     }
 }

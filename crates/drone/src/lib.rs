@@ -19,7 +19,7 @@ pub mod raw;
 pub mod source;
 
 use anyhow::Context;
-use relay::{Publisher, Server, ServerConfig};
+use relay::{HttpConfig, HttpServer, Hub, Server, ServerConfig, Stream};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -40,6 +40,8 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// How relays are served.
     pub server: ServerConfig,
+    /// The name of the stream, which viewers may ask for and relays report.
+    pub name: String,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             format: Format { width: 640, height: 480, fps: 30, quality: 80 },
             always_capture: false,
             max_frame_bytes: framing::DEFAULT_MAX_MESSAGE_LEN,
+            name: "default".into(),
             server: ServerConfig {
                 agent: concat!("drone/", env!("CARGO_PKG_VERSION")).into(),
                 ..ServerConfig::default()
@@ -64,15 +67,23 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let publish = Publisher::new(config.max_frame_bytes);
-    let latest = publish.subscribe();
-    let server = Server::new(config.server);
+    run_with_http(config, listener, None, shutdown).await
+}
+
+/// [`run`], also serving HTTP (MJPEG, snapshots, status page, metrics) on `http` if given.
+pub async fn run_with_http(
+    config: Config,
+    listener: TcpListener,
+    http: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let stream = Stream::new(&config.name, config.max_frame_bytes);
+    let (hub, stream) = Hub::single(config.server, stream);
     let stop = shutdown.child_token();
     let task = capture::CaptureTask {
         spec: config.source.clone(),
         format: config.format,
-        publish,
-        viewers: server.stats().watch_viewers(),
+        stream: stream.clone(),
         always: config.always_capture,
         stop: stop.clone(),
     };
@@ -80,7 +91,21 @@ pub async fn run(
         task.start().await.with_context(|| format!("could not open source '{}'", config.source))?;
     let addr = listener.local_addr().context("listener has no local address")?;
     info!(%addr, "drone serving {described}");
-    server.run(listener, latest, shutdown).await;
+    let mut tcp = Server::new(hub.clone());
+    let http = match http {
+        Some(http) => {
+            let http_addr = http.local_addr().context("HTTP listener has no local address")?;
+            info!("serving HTTP on http://{http_addr}/");
+            tcp = tcp.with_http_hint(format!("port {}", http_addr.port()));
+            let config = HttpConfig { dronecast_hint: Some(format!("port {}", addr.port())) };
+            Some(tokio::spawn(HttpServer::new(hub.clone(), config).run(http, shutdown.clone())))
+        }
+        None => None,
+    };
+    tcp.run(listener, shutdown).await;
+    if let Some(http) = http {
+        http.await.context("HTTP server failed")?;
+    }
     stop.cancel();
     tokio::task::spawn_blocking(move || capture.join())
         .await

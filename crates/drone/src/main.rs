@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context;
 use clap::Parser;
 use cli::ServeArgs;
 use drone::{CameraId, Config, Format, SourceSpec};
@@ -15,6 +14,10 @@ struct Cli {
     /// Address to listen on for relays.
     #[arg(long, env = "DRONE_LISTEN", default_value = "0.0.0.0:9999")]
     listen: SocketAddr,
+    /// Address to serve HTTP on (live MJPEG, snapshots, a status page, metrics), or `off`.
+    /// Off by default: a Pi usually feeds a cache-server, which serves HTTP.
+    #[arg(long, env = "DRONE_HTTP", default_value = "off", value_name = "ADDR|off")]
+    http: cli::args::AddrOrOff,
     /// What to capture: `camera`, `test` (moving test pattern), or the path of an MJPEG file
     /// or a folder of .jpg files (played in a loop, passed through untouched). The default is
     /// `camera` in a drone built with `--features camera`, `test` otherwise.
@@ -80,8 +83,9 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         always_capture: cli.always_capture,
         max_frame_bytes: cli.max_frame_bytes,
         server,
+        name: "default".into(),
     };
-    let listener = relay::socket::listen(cli.listen)
-        .with_context(|| format!("could not listen on {} (port in use?)", cli.listen))?;
-    drone::run(config, listener, cli::shutdown_on_signal()).await
+    let listener = cli::listen(cli.listen)?;
+    let http = cli.http.0.map(cli::listen).transpose()?;
+    drone::run_with_http(config, listener, http, cli::shutdown_on_signal()).await
 }

@@ -20,6 +20,18 @@ const HTTP_METHODS: [&[u8]; 9] = [
 /// The pickle opcode that opens every pickle of protocol 2 or later.
 const PICKLE_PROTO: u8 = 0x80;
 
+/// True when `seen` starts like an HTTP request (a web browser, curl), so that a server can
+/// answer it in HTTP and say which port it wanted.
+pub fn is_http_request(seen: &[u8]) -> bool {
+    HTTP_METHODS.iter().any(|m| seen.starts_with(m))
+}
+
+/// True when `seen` starts like a dronecast message: a big-endian length whose high bytes are
+/// zero (no message is 2^40 bytes long). A dronecast peer that dialled an HTTP port sends this.
+pub fn is_dronecast(seen: &[u8]) -> bool {
+    seen.len() >= 3 && seen[..3] == [0, 0, 0]
+}
+
 /// Describes the first bytes a peer sent, for an error message.
 pub fn describe(seen: &[u8]) -> String {
     if HTTP_METHODS.iter().any(|m| seen.starts_with(m)) {

@@ -1,16 +1,22 @@
 //! The network side that every dronecast binary shares.
 //!
-//! A *source* (the drone, or a cache-server's viewer port) publishes its newest frame into a
-//! `tokio::sync::watch` channel and runs a [`Server`] over it; every connected viewer gets
-//! its own task that writes the newest frame whenever that viewer's socket can take one. A
-//! *viewer* (the client, a cache-server dialling upstream, the bench) uses [`subscribe`].
+//! A *source* (the drone, or a cache-server's upstream link) publishes its newest frame into
+//! a [`Stream`]; a [`Hub`] holds a process's streams and the limits its ports share; the
+//! [`Server`] (dronecast protocol over TCP) and the [`HttpServer`] (MJPEG, snapshots, status
+//! page, metrics) serve them. Every viewer gets its own task that writes the newest frame
+//! whenever that viewer's socket can take one. A *viewer* (the client, a cache-server
+//! dialling upstream, the bench) uses [`subscribe`].
 //!
 //! Because both the drone and the cache-server serve through the same [`Server`], a
 //! cache-server can take another cache-server as its upstream.
 //!
 //! # Layout
-//! - [`server`] — [`Server`]: accept loop, handshake, per-viewer latest-frame writer, limits.
-//! - [`publish`] — [`Publisher`]: where a source puts its newest frame; refuses oversized ones.
+//! - [`stream`] — [`Stream`]: the newest frame, the source's status, counters and viewers.
+//! - [`viewers`] — [`ViewerTable`]: who watches a stream and how it is going for each.
+//! - [`hub`] — [`Hub`]: the streams of a process and the viewer places all ports share.
+//! - [`server`] — [`Server`]: accept loop, handshake, per-viewer latest-frame writer.
+//! - [`http`] — [`HttpServer`]: the same streams as MJPEG over HTTP, and the status pages.
+//! - [`metrics`] — the Prometheus text exposition of a hub.
 //! - [`subscriber`] — [`subscribe`] and [`Subscription`]: dial a source, read its frames.
 //! - [`socket`] — the TCP options every connection gets (no-delay, keepalive, low watermark).
 //! - [`backoff`] — capped exponential pauses between retries.
@@ -21,15 +27,22 @@
 
 pub mod backoff;
 pub mod clock;
-pub mod publish;
+pub mod http;
+pub mod hub;
+pub mod metrics;
 pub mod server;
 pub mod socket;
+pub mod stream;
 pub mod subscriber;
+pub mod viewers;
 
 pub use backoff::Backoff;
-pub use publish::{FrameTooLarge, Publisher};
-pub use server::{Server, ServerConfig, ServerStats};
+pub use http::{HttpConfig, HttpServer};
+pub use hub::Hub;
+pub use server::{Server, ServerConfig};
+pub use stream::{FrameTooLarge, SourceStatus, Stream};
 pub use subscriber::{SubscribeError, SubscribeOptions, Subscription, subscribe};
+pub use viewers::{Protocol, ViewerTable};
 
 /// The newest frame of a stream, shared by every viewer task. `None` until the first frame.
 pub type Latest = tokio::sync::watch::Receiver<Option<framing::Frame>>;

@@ -9,7 +9,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Buf;
@@ -17,14 +16,17 @@ use framing::{MAX_CONTROL_LEN, Message, MessageCodec, Role};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::timeout;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::{Backoff, Latest, socket};
+use crate::hub::Hub;
+use crate::stream::Stream;
+use crate::viewers::{Protocol, ViewerGuard, ViewerIdentity};
+use crate::{Backoff, socket};
 
 /// How a [`Server`] treats its viewers.
 #[derive(Debug, Clone)]
@@ -61,37 +63,6 @@ impl Default for ServerConfig {
     }
 }
 
-/// Counters a [`Server`] keeps, readable while it runs.
-#[derive(Debug)]
-pub struct ServerStats {
-    viewers: watch::Sender<usize>,
-    frames_sent: AtomicU64,
-    bytes_sent: AtomicU64,
-}
-
-impl ServerStats {
-    /// Viewers connected now (handshake done).
-    pub fn viewers(&self) -> usize {
-        *self.viewers.borrow()
-    }
-
-    /// A receiver that sees the viewer count change, for work that should run only while
-    /// somebody watches.
-    pub fn watch_viewers(&self) -> watch::Receiver<usize> {
-        self.viewers.subscribe()
-    }
-
-    /// Frames written to viewers so far, summed over viewers.
-    pub fn frames_sent(&self) -> u64 {
-        self.frames_sent.load(Ordering::Relaxed)
-    }
-
-    /// Bytes written to viewers so far, summed over viewers.
-    pub fn bytes_sent(&self) -> u64 {
-        self.bytes_sent.load(Ordering::Relaxed)
-    }
-}
-
 /// Why a viewer connection ended badly.
 #[derive(Debug, thiserror::Error)]
 enum ViewerError {
@@ -111,84 +82,121 @@ enum ViewerError {
     Io(#[from] io::Error),
 }
 
-/// Serves one stream to many viewers over TCP.
+impl ViewerError {
+    /// The reason label of `dronecast_viewers_dropped_total`.
+    fn reason(&self) -> &'static str {
+        match self {
+            ViewerError::HandshakeTimeout { .. } => "handshake_timeout",
+            ViewerError::ClosedBeforeHello => "closed_in_handshake",
+            ViewerError::Protocol(_) | ViewerError::Unexpected(_) | ViewerError::NotAViewer => {
+                "protocol_error"
+            }
+            ViewerError::Stalled(_) => "stalled",
+            ViewerError::Io(_) => "io_error",
+        }
+    }
+}
+
+/// Serves a [`Hub`]'s streams to viewers over TCP, in the dronecast protocol.
 #[derive(Debug)]
 pub struct Server {
-    config: Arc<ServerConfig>,
-    stats: Arc<ServerStats>,
+    hub: Arc<Hub>,
+    http_hint: Option<String>,
 }
 
 impl Server {
-    /// A server with this configuration.
-    pub fn new(config: ServerConfig) -> Server {
-        let stats = ServerStats {
-            viewers: watch::Sender::new(0),
-            frames_sent: AtomicU64::new(0),
-            bytes_sent: AtomicU64::new(0),
+    /// A server for the streams of `hub`.
+    pub fn new(hub: Arc<Hub>) -> Server {
+        Server { hub, http_hint: None }
+    }
+
+    /// Where this process serves HTTP (`"port 8080"`), for the one-line answer a web browser
+    /// that opens the dronecast port gets.
+    pub fn with_http_hint(mut self, hint: impl Into<String>) -> Server {
+        self.http_hint = Some(hint.into());
+        self
+    }
+
+    /// Accepts viewers on `listener` and serves each the newest frame of the stream it asks
+    /// for, until `shutdown` is cancelled; then says goodbye to every viewer and returns once
+    /// all their tasks have ended.
+    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
+        let beats = heartbeats(self.hub.config().heartbeat_every, shutdown.clone());
+        let http_hint: Option<Arc<str>> = self.http_hint.map(Into::into);
+        let hub = self.hub.clone();
+        let make_span = |peer: SocketAddr| info_span!("viewer", %peer);
+        accept_loop(
+            listener,
+            self.hub,
+            shutdown.clone(),
+            make_span,
+            move |stream, peer, permit| {
+                let viewer = Viewer {
+                    hub: hub.clone(),
+                    beats: beats.clone(),
+                    shutdown: shutdown.clone(),
+                    http_hint: http_hint.clone(),
+                };
+                viewer.run(stream, peer, permit)
+            },
+        )
+        .await;
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown`, each with a handshake place from the
+/// hub (closed at once when there is none), and runs `serve` for each in a task of its own
+/// inside the span `make_span` gives for the peer's address. Pauses after accept errors (typically
+/// EMFILE: out of file descriptors) rather than spinning. Returns once every task has ended.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+    make_span: fn(SocketAddr) -> tracing::Span,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let tasks = TaskTracker::new();
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+    loop {
+        let accepted = tokio::select! {
+            // Shutdown first: a connection that arrives with it is not served.
+            biased;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
         };
-        Server { config: Arc::new(config), stats: Arc::new(stats) }
-    }
-
-    /// The server's counters.
-    pub fn stats(&self) -> Arc<ServerStats> {
-        self.stats.clone()
-    }
-
-    /// Accepts viewers on `listener` and serves each the newest frame of `latest`, until
-    /// `shutdown` is cancelled; then says goodbye to every viewer and returns once all their
-    /// tasks have ended. A viewer also gets a goodbye when the sender of `latest` is dropped.
-    pub async fn run(self, listener: TcpListener, latest: Latest, shutdown: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(self.config.max_viewers));
-        let handshakes = Arc::new(Semaphore::new(self.config.max_handshakes));
-        let tasks = TaskTracker::new();
-        let beats = heartbeats(self.config.heartbeat_every, shutdown.clone());
-        // Typically EMFILE (out of file descriptors): retrying at once would spin a core.
-        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
-        loop {
-            let accepted = tokio::select! {
-                // Shutdown first: a connection that arrives with it is not served.
-                biased;
-                _ = shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(conn) => {
-                    backoff.reset();
-                    conn
+        let (stream, peer) = match accepted {
+            Ok(conn) => {
+                backoff.reset();
+                conn
+            }
+            Err(err) => {
+                let pause = backoff.next_pause();
+                warn!(%err, ?pause, "accept failed; retrying after a pause");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(pause) => {}
                 }
-                Err(err) => {
-                    let pause = backoff.next_pause();
-                    warn!(%err, ?pause, "accept failed; retrying after a pause");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(pause) => {}
-                    }
-                    continue;
-                }
-            };
-            let span = info_span!("viewer", %peer);
-            let Ok(handshaking) = handshakes.clone().try_acquire_owned() else {
-                let max = self.config.max_handshakes;
-                warn!(parent: &span, max, "closing connection: too many still in their handshake");
                 continue;
-            };
-            let viewer = Viewer {
-                config: self.config.clone(),
-                stats: self.stats.clone(),
-                latest: latest.clone(),
-                beats: beats.clone(),
-                slots: slots.clone(),
-                shutdown: shutdown.clone(),
-            };
-            tasks.spawn(viewer.run(stream, peer, handshaking).instrument(span));
-        }
-        // Stop accepting now: a connection attempted during the goodbyes is refused at once
-        // instead of waiting in the backlog until the process exits.
-        drop(listener);
-        debug!("listener closed; waiting for viewers to say goodbye");
-        tasks.close();
-        tasks.wait().await;
+            }
+        };
+        let span = make_span(peer);
+        let Ok(handshaking) = hub.handshakes().clone().try_acquire_owned() else {
+            let max = hub.config().max_handshakes;
+            warn!(parent: &span, max, "closing connection: too many still in their handshake");
+            hub.refused.add("too_many_handshakes");
+            continue;
+        };
+        tasks.spawn(serve(stream, peer, handshaking).instrument(span));
     }
+    // Stop accepting now: a connection attempted during the goodbyes is refused at once
+    // instead of waiting in the backlog until the process exits.
+    drop(listener);
+    debug!("listener closed; waiting for connections to end");
+    tasks.close();
+    tasks.wait().await;
 }
 
 /// Sends a refusal instead of our hello and closes our side; within a second, and at once on
@@ -224,17 +232,21 @@ fn heartbeats(every: Duration, shutdown: CancellationToken) -> watch::Receiver<(
 
 /// One viewer connection.
 struct Viewer {
-    config: Arc<ServerConfig>,
-    stats: Arc<ServerStats>,
-    latest: Latest,
+    hub: Arc<Hub>,
     beats: watch::Receiver<()>,
-    slots: Arc<Semaphore>,
     shutdown: CancellationToken,
+    http_hint: Option<Arc<str>>,
+}
+
+/// A viewer past its hello: the stream it asked for.
+struct Hello {
+    agent: String,
+    stream: String,
 }
 
 impl Viewer {
     async fn run(self, stream: TcpStream, peer: SocketAddr, handshaking: OwnedSemaphorePermit) {
-        if let Err(err) = socket::tune_sender(&stream, self.config.notsent_lowat) {
+        if let Err(err) = socket::tune_sender(&stream, self.hub.config().notsent_lowat) {
             debug!(%err, "could not set socket options");
         }
         let (read, write) = stream.into_split();
@@ -243,7 +255,7 @@ impl Viewer {
 
     /// Serves one viewer over the two halves of its connection.
     async fn serve<R, W>(
-        mut self,
+        self,
         read: R,
         mut write: W,
         peer: SocketAddr,
@@ -262,45 +274,66 @@ impl Viewer {
             }
             handshake = self.read_hello(&mut read) => handshake,
         };
-        let agent = match handshake {
-            Ok(agent) => agent,
+        let hello = match handshake {
+            Ok(hello) => hello,
             Err(err) => {
                 warn!(%err, "dropped peer during handshake");
+                self.hub.dropped.add(err.reason());
+                if framing::sniff::is_http_request(read.read_buffer()) {
+                    self.answer_http(&mut write).await;
+                }
                 return;
             }
         };
         drop(handshaking);
-        let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
-            let max = self.config.max_viewers;
+        let Hello { agent, stream } = hello;
+        let Some(stream) = self.hub.stream(&stream) else {
+            let known = self.hub.stream_names().join(", ");
+            warn!(%agent, %stream, "refusing viewer: no such stream");
+            self.hub.refused.add("unknown_stream");
+            let reason = format!("no stream named '{stream}' here; this server has: {known}");
+            refuse(&mut write, &reason, &self.shutdown).await;
+            return;
+        };
+        let Ok(_slot) = self.hub.slots().clone().try_acquire_owned() else {
+            let max = self.hub.config().max_viewers;
             warn!(%agent, max, "refusing viewer: server full");
+            self.hub.refused.add("full");
             let reason = format!("server full ({max} viewers); try again later");
             refuse(&mut write, &reason, &self.shutdown).await;
             return;
         };
-        let mut ours = framing::Hello::new(Role::Source, &self.config.agent).to_bytes();
+        let mut ours = framing::Hello::new(Role::Source, &self.hub.config().agent).to_bytes();
         match self.send(&mut write, &mut ours).await {
             Ok(Sent::Whole) => {}
             Ok(Sent::Stopped) => return debug!("shutting down during the handshake"),
-            Err(err) => return warn!(%err, "dropped peer during handshake"),
+            Err(err) => {
+                self.hub.dropped.add(err.reason());
+                return warn!(%err, "dropped peer during handshake");
+            }
         }
-        self.stats.viewers.send_modify(|n| *n += 1);
-        info!(%agent, viewers = self.stats.viewers(), "viewer joined");
-        let mut sent = 0u64;
-        let outcome = self.stream_frames(&mut read, &mut write, &mut sent).await;
-        self.stats.viewers.send_modify(|n| *n -= 1);
-        let viewers = self.stats.viewers();
+        let identity = ViewerIdentity { peer, protocol: Protocol::Tcp, agent: agent.clone() };
+        let place = stream.viewers().join(identity);
+        info!(%agent, viewers = stream.viewers().count(), "viewer joined");
+        let outcome = self.stream_frames(&stream, &place, &mut read, &mut write).await;
+        let frames = place.entry().frames_sent();
+        drop(place);
+        let viewers = stream.viewers().count();
         match outcome {
-            Ok(why) => info!(%peer, frames = sent, viewers, "viewer left: {why}"),
-            Err(err) => warn!(%peer, frames = sent, viewers, %err, "viewer dropped"),
+            Ok(why) => info!(%peer, frames, viewers, "viewer left: {why}"),
+            Err(err) => {
+                self.hub.dropped.add(err.reason());
+                warn!(%peer, frames, viewers, %err, "viewer dropped");
+            }
         }
     }
 
-    /// Reads and checks the viewer's hello; returns its agent name.
+    /// Reads and checks the viewer's hello.
     async fn read_hello<R: AsyncRead + Unpin>(
         &self,
         read: &mut FramedRead<R, MessageCodec>,
-    ) -> Result<String, ViewerError> {
-        let wait = self.config.handshake_timeout;
+    ) -> Result<Hello, ViewerError> {
+        let wait = self.hub.config().handshake_timeout;
         let hello = match timeout(wait, read.next()).await {
             Err(_) => {
                 let got = read.read_buffer().len();
@@ -316,18 +349,40 @@ impl Viewer {
         if hello.role != Role::Viewer {
             return Err(ViewerError::NotAViewer);
         }
-        Ok(hello.agent)
+        Ok(Hello { agent: hello.agent, stream: hello.stream })
+    }
+
+    /// A web browser opened the dronecast port: one line in HTTP saying where to go instead.
+    async fn answer_http<W: AsyncWrite + Unpin>(&self, write: &mut W) {
+        let hint = match &self.http_hint {
+            Some(hint) => format!("open the HTTP {hint} in a browser instead"),
+            None => "this server has no HTTP port".to_owned(),
+        };
+        let text = format!("This is a dronecast viewer port, not HTTP: {hint}.\n");
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+            text.len()
+        );
+        let send = async {
+            write.write_all(answer.as_bytes()).await?;
+            write.shutdown().await
+        };
+        let _ = timeout(SHUTDOWN_GRACE, send).await;
     }
 
     /// Writes the newest frame whenever the socket can take one. Returns why it stopped.
     async fn stream_frames<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
-        &mut self,
+        &self,
+        stream: &Stream,
+        place: &ViewerGuard,
         read: &mut FramedRead<R, MessageCodec>,
         write: &mut W,
-        sent: &mut u64,
     ) -> Result<&'static str, ViewerError> {
+        let mut latest = stream.subscribe();
+        let mut beats = self.beats.clone();
         // A new viewer gets the cached frame at once, not at the next capture.
-        self.latest.mark_changed();
+        latest.mark_changed();
         let mut wrote_since_beat = false;
         loop {
             tokio::select! {
@@ -343,13 +398,13 @@ impl Viewer {
                     Some(Ok(other)) => return Err(ViewerError::Unexpected(other.name())),
                     Some(Err(err)) => return Err(err.into()),
                 },
-                changed = self.latest.changed() => {
+                changed = latest.changed() => {
                     if changed.is_err() {
                         goodbye(write, "stream ended").await;
                         return Ok("stream ended");
                     }
                 }
-                beat = self.beats.changed() => {
+                beat = beats.changed() => {
                     // Only a viewer that got nothing since the last tick needs one.
                     if beat.is_ok() && !std::mem::take(&mut wrote_since_beat) {
                         if let Sent::Stopped = self.send(write, &mut Message::heartbeat()).await? {
@@ -360,14 +415,14 @@ impl Viewer {
                 }
             }
             // Clone out and release the borrow at once: holding it would block the publisher.
-            let Some(frame) = self.latest.borrow_and_update().clone() else { continue };
+            let Some(frame) = latest.borrow_and_update().clone() else { continue };
+            let skipped = place.entry().picked(stream.frames_published());
             if let Sent::Stopped = self.send(write, &mut frame.wire()).await? {
                 return Ok("server shutting down");
             }
-            *sent += 1;
             wrote_since_beat = true;
-            self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
-            self.stats.bytes_sent.fetch_add(frame.wire_len() as u64, Ordering::Relaxed);
+            place.entry().sent(frame.wire_len(), frame.header().capture_us);
+            stream.count_out(frame.wire_len(), skipped);
         }
     }
 
@@ -380,7 +435,7 @@ impl Viewer {
         write: &mut W,
         message: &mut impl Buf,
     ) -> Result<Sent, ViewerError> {
-        let limit = self.config.viewer_timeout;
+        let limit = self.hub.config().viewer_timeout;
         tokio::select! {
             written = timeout(limit, write.write_all_buf(message)) => match written {
                 Err(_) => Err(ViewerError::Stalled(limit)),
@@ -417,7 +472,6 @@ async fn goodbye<W: AsyncWrite + Unpin>(write: &mut W, reason: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use framing::Hello;
     use tokio::time::Instant;
 
     /// A viewer that never reads, behind a pipe that holds our hello and two heartbeats, while
@@ -425,23 +479,21 @@ mod tests {
     /// and must end at once, not after the viewer timeout (30 s).
     #[tokio::test(start_paused = true)]
     async fn shutdown_does_not_wait_on_a_heartbeat_to_a_stalled_viewer() {
-        let config = Arc::new(ServerConfig::default());
+        let config = ServerConfig::default();
         assert_eq!(config.viewer_timeout, Duration::from_secs(30));
         let shutdown = CancellationToken::new();
-        let (_publish, latest) = watch::channel(None);
+        let (hub, _stream) = Hub::single(config, Stream::with_default_limit("quiet"));
         let (ours, theirs) = tokio::io::duplex(64);
         let (_their_read, mut their_write) = tokio::io::split(theirs);
-        let hello = Hello::new(Role::Viewer, "stalled").to_bytes();
+        let hello = framing::Hello::new(Role::Viewer, "stalled").to_bytes();
         their_write.write_all(&hello).await.expect("the pipe takes a hello");
         let viewer = Viewer {
-            config: config.clone(),
-            stats: Server::new((*config).clone()).stats(),
-            latest,
-            beats: heartbeats(config.heartbeat_every, shutdown.clone()),
-            slots: Arc::new(Semaphore::new(1)),
+            beats: heartbeats(hub.config().heartbeat_every, shutdown.clone()),
+            hub: hub.clone(),
             shutdown: shutdown.clone(),
+            http_hint: None,
         };
-        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().expect("a free permit");
+        let permit = hub.handshakes().clone().try_acquire_owned().expect("a free permit");
         let (read, write) = tokio::io::split(ours);
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
         let task = tokio::spawn(viewer.serve(read, write, peer, permit));

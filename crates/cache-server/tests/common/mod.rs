@@ -57,7 +57,12 @@ pub fn start_cache_at(mut cmd: Command) -> anyhow::Result<(Running, SocketAddr, 
 /// The command [`start_cache`] runs.
 pub fn cache_cmd(upstream: &str, listen: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new(cache_bin());
-    cmd.args(["--upstream", upstream, "--listen", listen, "--summary-every", "0"]).args(extra);
+    cmd.args(["--upstream", upstream, "--listen", listen, "--summary-every", "0"]);
+    // The HTTP port's default (0.0.0.0:8080) is one port for every test: off unless asked for.
+    if !extra.contains(&"--http") {
+        cmd.args(["--http", "off"]);
+    }
+    cmd.args(extra);
     cmd
 }
 

@@ -1,0 +1,418 @@
+//! [`HttpServer`]: a hub's streams over HTTP/1.1, for everything that is not a dronecast
+//! client — browsers, VLC, ffmpeg, Home Assistant, OctoPrint — and the status and metrics
+//! that dashboards read. The URLs and headers follow µStreamer and mjpg-streamer.
+//!
+//! | path | what |
+//! |---|---|
+//! | `/stream.mjpg`, `/stream`, `/video_feed`, `/?action=stream` | live MJPEG ([`mjpeg`]) |
+//! | `/snapshot.jpg`, `/snapshot`, `/?action=snapshot` | the newest JPEG, byte for byte |
+//! | `/` | a status page with the live picture and the viewers ([`page`]) |
+//! | `/state` | the page's figures as JSON ([`state`]) |
+//! | `/metrics` | Prometheus text format ([`crate::metrics`]) |
+//!
+//! Each stream path also works under a stream's name (`/front/stream.mjpg`); the un-prefixed
+//! paths mean the default stream.
+//!
+//! Live video is served with the same rule as the TCP port: a viewer is handed the newest
+//! frame whenever its socket has taken the previous one, never a queue. hyper polls the MJPEG
+//! body for its next part only once the previous part has left its write buffer (kept at the
+//! 8 KiB minimum, so one frame fills it); the part is the frame's shared `Bytes` between a
+//! small header and the boundary, written with one vectored write.
+
+pub mod mjpeg;
+pub mod page;
+pub mod state;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::buf::Chain;
+use bytes::{Buf, Bytes};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::hub::Hub;
+use crate::server::accept_loop;
+use crate::socket;
+use crate::stream::Stream;
+
+/// What a response body is made of: for a live part, its header, the frame's JPEG (shared,
+/// never copied) and the boundary; for anything else, one buffer and two empty ones.
+pub type Data = Chain<Chain<Bytes, Bytes>, Bytes>;
+
+/// Every response body.
+pub type Body = UnsyncBoxBody<Data, Infallible>;
+
+/// Longest request head (request line and headers) accepted; a longer one gets 431.
+pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
+
+/// How long a shutdown waits for an HTTP connection to finish what it is writing.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
+
+/// How the HTTP port describes itself.
+#[derive(Debug, Clone, Default)]
+pub struct HttpConfig {
+    /// Where this process's dronecast port is (`"port 9998"`), for the one-line answer a
+    /// dronecast peer that dialled the HTTP port gets.
+    pub dronecast_hint: Option<String>,
+}
+
+/// Serves a hub's streams over HTTP.
+#[derive(Debug)]
+pub struct HttpServer {
+    hub: Arc<Hub>,
+    config: Arc<HttpConfig>,
+}
+
+impl HttpServer {
+    /// An HTTP server for the streams of `hub`.
+    pub fn new(hub: Arc<Hub>, config: HttpConfig) -> HttpServer {
+        HttpServer { hub, config: Arc::new(config) }
+    }
+
+    /// Accepts connections on `listener` until `shutdown` is cancelled; then ends every live
+    /// stream, lets each connection finish within a short grace, and returns.
+    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
+        let (hub, config) = (self.hub.clone(), self.config);
+        let make_span = |peer: SocketAddr| tracing::info_span!("http", %peer);
+        accept_loop(listener, self.hub, shutdown.clone(), make_span, move |tcp, peer, permit| {
+            let conn = Conn {
+                hub: hub.clone(),
+                config: config.clone(),
+                peer,
+                shutdown: shutdown.clone(),
+                in_flight: Arc::new(mjpeg::InFlight::default()),
+                handshaking: Arc::new(Mutex::new(Some(permit))),
+            };
+            conn.run(tcp)
+        })
+        .await;
+    }
+}
+
+/// One HTTP connection, shared by its requests.
+#[derive(Clone)]
+struct Conn {
+    hub: Arc<Hub>,
+    config: Arc<HttpConfig>,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+    /// When the MJPEG part being written was handed to hyper, if one is.
+    in_flight: Arc<mjpeg::InFlight>,
+    /// The connection's handshake place, until one of its requests becomes a live stream and
+    /// takes a viewer place instead.
+    handshaking: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+}
+
+impl Conn {
+    async fn run(self, tcp: TcpStream) {
+        let config = self.hub.config().clone();
+        if let Err(err) = socket::tune_sender(&tcp, config.notsent_lowat) {
+            debug!(%err, "could not set socket options");
+        }
+        // Before HTTP parsing: a dronecast peer that dialled this port is told where to go.
+        let mut first = [0u8; 16];
+        let peeked = tokio::select! {
+            _ = self.shutdown.cancelled() => return,
+            peeked = timeout(config.handshake_timeout, tcp.peek(&mut first)) => peeked,
+        };
+        match peeked {
+            Err(_) => {
+                self.hub.dropped.add("handshake_timeout");
+                return warn!(wait = ?config.handshake_timeout, "HTTP connection sent nothing; dropped");
+            }
+            Ok(Err(_) | Ok(0)) => return,
+            Ok(Ok(n)) if framing::sniff::is_dronecast(&first[..n]) => {
+                return self.answer_dronecast(tcp).await;
+            }
+            Ok(Ok(_)) => {}
+        }
+
+        let this = self.clone();
+        let service = service_fn(move |request| {
+            let this = this.clone();
+            async move { Ok::<_, Infallible>(this.respond(request).await) }
+        });
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.handshake_timeout)
+            .max_buf_size(MAX_REQUEST_HEAD)
+            .writev(true);
+        let conn = builder.serve_connection(TokioIo::new(tcp), service);
+        tokio::pin!(conn);
+        let mut deadline: Option<Instant> = None;
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        let outcome = loop {
+            tokio::select! {
+                served = conn.as_mut() => break served.err(),
+                _ = self.shutdown.cancelled(), if deadline.is_none() => {
+                    conn.as_mut().graceful_shutdown();
+                    deadline = Some(Instant::now() + SHUTDOWN_GRACE);
+                }
+                _ = sleep_until(deadline) => return debug!("shutting down: connection let go"),
+                _ = check.tick() => {
+                    if let Some(stuck) = self.in_flight.stuck_for() {
+                        if stuck > config.viewer_timeout {
+                            self.hub.dropped.add("stalled");
+                            let limit = config.viewer_timeout;
+                            return warn!(?stuck, "http viewer dropped: took no frame for {limit:?} (asleep or gone?)");
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(err) = outcome {
+            if err.is_timeout() || err.is_parse() || err.is_parse_too_large() {
+                self.hub.dropped.add(if err.is_timeout() {
+                    "handshake_timeout"
+                } else {
+                    "protocol_error"
+                });
+                warn!(%err, "HTTP connection dropped");
+            } else {
+                debug!(%err, "HTTP connection ended");
+            }
+        }
+    }
+
+    /// A dronecast peer dialled the HTTP port: a dronecast refusal, which its client prints.
+    async fn answer_dronecast(&self, mut tcp: TcpStream) {
+        use tokio::io::AsyncWriteExt;
+        let hint = match &self.config.dronecast_hint {
+            Some(hint) => format!("dronecast viewers connect to {hint}"),
+            None => "this server has no dronecast port".to_owned(),
+        };
+        warn!("a dronecast peer dialled the HTTP port; told it where to go");
+        self.hub.refused.add("wrong_port");
+        let reason = format!("this is the HTTP port, not dronecast: {hint}");
+        let send = async {
+            tcp.write_all(&framing::Message::refused(&reason)).await?;
+            tcp.shutdown().await
+        };
+        let _ = timeout(SHUTDOWN_GRACE, send).await;
+    }
+
+    async fn respond(&self, request: Request<hyper::body::Incoming>) -> Response<Body> {
+        let route = Route::parse(request.uri().path(), request.uri().query());
+        let head = match *request.method() {
+            Method::GET => false,
+            Method::HEAD => true,
+            _ => {
+                let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD here");
+                response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                return response;
+            }
+        };
+        let stream = match route.stream_name {
+            None => self.hub.default_stream(),
+            Some(name) => self.hub.stream(name),
+        };
+        let agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .map(|v| framing::text::printable(v.as_bytes()))
+            .unwrap_or_default();
+        match (route.endpoint, stream) {
+            (Endpoint::NotFound, _) => text(StatusCode::NOT_FOUND, "no such page here; try /"),
+            (Endpoint::Metrics, _) => crate::metrics::response(&self.hub),
+            (Endpoint::State, _) => state::response(&self.hub),
+            (Endpoint::Page, _) => page::response(route.stream_name),
+            (_, None) => {
+                let known = self.hub.stream_names().join(", ");
+                let name = route.stream_name.unwrap_or("");
+                text(
+                    StatusCode::NOT_FOUND,
+                    &format!("no stream named '{name}' here; this server has: {known}"),
+                )
+            }
+            (Endpoint::Snapshot, Some(stream)) => snapshot(&stream, &self.shutdown).await,
+            (Endpoint::Mjpeg, Some(_)) if head => mjpeg::head_response(),
+            (Endpoint::Mjpeg, Some(stream)) => self.start_mjpeg(stream, agent),
+        }
+    }
+
+    /// A live stream takes a viewer place (shared with the TCP port) instead of the
+    /// connection's handshake place.
+    fn start_mjpeg(&self, stream: Arc<Stream>, agent: String) -> Response<Body> {
+        let Ok(slot) = self.hub.slots().clone().try_acquire_owned() else {
+            let max = self.hub.config().max_viewers;
+            warn!(%agent, max, "refusing viewer: server full");
+            self.hub.refused.add("full");
+            let mut response = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("server full ({max} viewers); try again later"),
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return response;
+        };
+        if let Ok(mut handshaking) = self.handshaking.lock() {
+            handshaking.take();
+        }
+        let identity = crate::viewers::ViewerIdentity {
+            peer: self.peer,
+            protocol: crate::Protocol::Http,
+            agent,
+        };
+        mjpeg::response(stream, identity, slot, self.in_flight.clone(), self.shutdown.clone())
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Mjpeg,
+    Snapshot,
+    Page,
+    State,
+    Metrics,
+    NotFound,
+}
+
+/// A request path, taken apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Route<'a> {
+    /// The stream named in the path (`/front/stream.mjpg`); `None` for the default stream.
+    stream_name: Option<&'a str>,
+    endpoint: Endpoint,
+}
+
+impl<'a> Route<'a> {
+    fn parse(path: &'a str, query: Option<&'a str>) -> Route<'a> {
+        let action = query.and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("action=")));
+        let (stream_name, rest) = match path.trim_start_matches('/').split_once('/') {
+            Some((name, rest)) if crate::hub::valid_stream_name(name) => (Some(name), rest),
+            _ => (None, path.trim_start_matches('/')),
+        };
+        let endpoint = match (rest, action) {
+            ("" | "index.html", Some("stream")) => Endpoint::Mjpeg,
+            ("" | "index.html", Some("snapshot")) => Endpoint::Snapshot,
+            ("stream.mjpg" | "stream" | "video_feed", _) => Endpoint::Mjpeg,
+            ("snapshot.jpg" | "snapshot", _) => Endpoint::Snapshot,
+            ("" | "index.html", _) => Endpoint::Page,
+            ("state", None) if stream_name.is_none() => Endpoint::State,
+            ("metrics", None) if stream_name.is_none() => Endpoint::Metrics,
+            _ => Endpoint::NotFound,
+        };
+        Route { stream_name, endpoint }
+    }
+}
+
+/// How long a snapshot keeps a paused source (a drone nobody watches) capturing, so that
+/// a camera polled for stills every few seconds stays awake.
+const SNAPSHOT_INTEREST: Duration = Duration::from_secs(10);
+
+/// How long a snapshot waits for a paused source's first frame.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
+
+/// The newest frame, byte for byte; 503 while there is none (after waking a paused source and
+/// waiting briefly for its first frame).
+async fn snapshot(stream: &Stream, shutdown: &CancellationToken) -> Response<Body> {
+    stream.want_frames_for(SNAPSHOT_INTEREST);
+    if stream.latest().is_none() {
+        let mut latest = stream.subscribe();
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = timeout(SNAPSHOT_WAIT, latest.wait_for(Option::is_some)) => {}
+        }
+    }
+    let Some(frame) = stream.latest().filter(|f| f.header().encoding == framing::Encoding::Jpeg)
+    else {
+        let source = stream.source();
+        let mut response = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("no frame yet: the source is {}", source.state),
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    let mut response = Response::new(whole(frame.payload().clone()));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    if let Ok(stamp) = HeaderValue::from_str(&mjpeg::timestamp(frame.header().capture_us)) {
+        headers.insert("x-timestamp", stamp);
+    }
+    headers.insert("x-frame-seq", HeaderValue::from(frame.header().seq));
+    response
+}
+
+/// What every live response says about caching: never.
+const NO_STORE: &str = "no-store, no-cache, must-revalidate, max-age=0";
+
+/// A body of one buffer.
+pub(crate) fn whole(bytes: Bytes) -> Body {
+    let data: Data = bytes.chain(Bytes::new()).chain(Bytes::new());
+    Full::new(data).boxed_unsync()
+}
+
+/// An empty body.
+fn empty() -> Body {
+    Empty::new().boxed_unsync()
+}
+
+/// A one-line plain-text answer.
+fn text(status: StatusCode, line: &str) -> Response<Body> {
+    let mut response = Response::new(whole(Bytes::from(format!("{line}\n"))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(path: &str, query: Option<&str>) -> (Option<&'static str>, Endpoint) {
+        let path: &'static str = Box::leak(path.to_owned().into_boxed_str());
+        let query: Option<&'static str> = query.map(|q| &*Box::leak(q.to_owned().into_boxed_str()));
+        let r = Route::parse(path, query);
+        (r.stream_name, r.endpoint)
+    }
+
+    #[test]
+    fn the_usual_urls_of_mjpeg_servers_are_understood() {
+        for path in ["/stream.mjpg", "/stream", "/video_feed"] {
+            assert_eq!(route(path, None), (None, Endpoint::Mjpeg), "{path}");
+        }
+        assert_eq!(route("/", Some("action=stream")), (None, Endpoint::Mjpeg));
+        assert_eq!(route("/", Some("x=1&action=snapshot")), (None, Endpoint::Snapshot));
+        assert_eq!(route("/snapshot.jpg", None), (None, Endpoint::Snapshot));
+        assert_eq!(route("/", None), (None, Endpoint::Page));
+        assert_eq!(route("/state", None), (None, Endpoint::State));
+        assert_eq!(route("/metrics", None), (None, Endpoint::Metrics));
+        assert_eq!(route("/etc/passwd", None), (None, Endpoint::NotFound));
+        assert_eq!(route("/../state", None), (None, Endpoint::NotFound));
+    }
+
+    #[test]
+    fn stream_paths_work_under_a_stream_name() {
+        assert_eq!(route("/front/stream.mjpg", None), (Some("front"), Endpoint::Mjpeg));
+        assert_eq!(route("/front/snapshot.jpg", None), (Some("front"), Endpoint::Snapshot));
+        assert_eq!(route("/front/", Some("action=stream")), (Some("front"), Endpoint::Mjpeg));
+        assert_eq!(route("/front/", None), (Some("front"), Endpoint::Page));
+        assert_eq!(route("/front/state", None), (Some("front"), Endpoint::NotFound));
+    }
+}

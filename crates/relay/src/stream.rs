@@ -1,0 +1,300 @@
+//! [`Stream`]: one live stream as a server holds it — the newest frame, what its source is
+//! doing, its counters and its viewers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use framing::{DEFAULT_MAX_MESSAGE_LEN, Frame, LENGTH_PREFIX_LEN};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::Latest;
+use crate::clock::now_us;
+use crate::viewers::ViewerTable;
+
+/// A frame no receiver with the same limit would accept. It was not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "skipped a {len}-byte frame: receivers accept at most {max} bytes and would drop the \
+     connection (make the source's frames smaller, or raise --max-frame-bytes here and on \
+     every receiver)"
+)]
+pub struct FrameTooLarge {
+    /// The frame's message length.
+    pub len: usize,
+    /// The limit.
+    pub max: usize,
+}
+
+/// What a stream's source is doing, for the status line, `/state` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceStatus {
+    /// `"up"` while frames can come (a drone capturing, a cache-server's upstream
+    /// connected); otherwise what it is doing: `"connecting"`, `"down"`, `"paused"` …
+    pub state: &'static str,
+    /// Where the frames come from: the upstream address, the camera, the file.
+    pub from: String,
+    /// The source's own name for itself (its hello's agent), when it has one.
+    pub agent: String,
+    /// Times the source came back after it was lost.
+    pub reconnects: u64,
+}
+
+impl SourceStatus {
+    /// True when the state is `"up"`.
+    pub fn is_up(&self) -> bool {
+        self.state == "up"
+    }
+}
+
+/// Totals since the stream was created. Read them with [`Stream::totals`].
+#[derive(Debug, Default)]
+struct Counters {
+    frames_in: AtomicU64,
+    bytes_in: AtomicU64,
+    frames_out: AtomicU64,
+    bytes_out: AtomicU64,
+    frames_skipped: AtomicU64,
+}
+
+/// A snapshot of a stream's counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Frames published (received from upstream, or captured).
+    pub frames_in: u64,
+    /// Their wire bytes.
+    pub bytes_in: u64,
+    /// Frames written to viewers, summed over viewers.
+    pub frames_out: u64,
+    /// Bytes written to viewers, summed over viewers (TCP: wire bytes; HTTP: JPEG bytes).
+    pub bytes_out: u64,
+    /// Frames a viewer did not get because a newer one replaced it while its socket was busy.
+    pub frames_skipped: u64,
+}
+
+/// Rates over the last second or so.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
+pub struct Rates {
+    /// Frames published per second.
+    pub fps_in: f64,
+    /// Megabits per second published.
+    pub mbit_in: f64,
+    /// Megabits per second written to all viewers together.
+    pub mbit_out: f64,
+}
+
+#[derive(Debug)]
+struct RateWindow {
+    at: Instant,
+    totals: Totals,
+    rates: Rates,
+}
+
+/// One stream, shared by its source (which publishes into it) and the servers (which serve
+/// it over TCP and HTTP).
+#[derive(Debug)]
+pub struct Stream {
+    name: String,
+    latest: watch::Sender<Option<Frame>>,
+    max_frame_len: usize,
+    source: watch::Sender<SourceStatus>,
+    counters: Counters,
+    rate_window: Mutex<RateWindow>,
+    age: Histogram,
+    viewers: Arc<ViewerTable>,
+    /// Frames are wanted until then even with no viewer (someone asked for a snapshot).
+    wanted_until: watch::Sender<Option<Instant>>,
+}
+
+impl Stream {
+    /// A stream with no frame yet whose frames may be up to `max_frame_len` bytes long (the
+    /// message length, as receivers check it).
+    pub fn new(name: &str, max_frame_len: usize) -> Stream {
+        Stream {
+            name: name.to_owned(),
+            latest: watch::Sender::new(None),
+            max_frame_len,
+            source: watch::Sender::new(SourceStatus {
+                state: "connecting",
+                from: String::new(),
+                agent: String::new(),
+                reconnects: 0,
+            }),
+            counters: Counters::default(),
+            rate_window: Mutex::new(RateWindow {
+                at: Instant::now(),
+                totals: Totals::default(),
+                rates: Rates::default(),
+            }),
+            // 1 ms to ~16 s, doubling: a LAN hop is a few ms, a radio link a few hundred.
+            age: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+            viewers: Arc::new(ViewerTable::default()),
+            wanted_until: watch::Sender::new(None),
+        }
+    }
+
+    /// A stream with the receivers' default frame limit.
+    pub fn with_default_limit(name: &str) -> Stream {
+        Stream::new(name, DEFAULT_MAX_MESSAGE_LEN)
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Makes `frame` the newest frame; never waits, whatever the viewers do. A frame above
+    /// the limit is refused here, at the source, rather than put on the wire where every
+    /// receiver would drop its connection for it.
+    pub fn publish(&self, frame: Frame) -> Result<(), FrameTooLarge> {
+        let len = frame.wire_len() - LENGTH_PREFIX_LEN;
+        if len > self.max_frame_len {
+            return Err(FrameTooLarge { len, max: self.max_frame_len });
+        }
+        let age_us = now_us().saturating_sub(frame.header().capture_us);
+        self.age.observe(age_us as f64 / 1e6);
+        self.counters.bytes_in.fetch_add(frame.wire_len() as u64, Ordering::Relaxed);
+        // Counted before the frame is visible: a viewer that sees it sees the count too.
+        self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.latest.send_replace(Some(frame));
+        Ok(())
+    }
+
+    /// Forgets the newest frame, so that a viewer who joins later is not handed a stale one.
+    pub fn clear(&self) {
+        self.latest.send_replace(None);
+    }
+
+    /// A receiver of the newest frame.
+    pub fn subscribe(&self) -> Latest {
+        self.latest.subscribe()
+    }
+
+    /// The newest frame, if there is one.
+    pub fn latest(&self) -> Option<Frame> {
+        self.latest.borrow().clone()
+    }
+
+    /// Says what the source is doing.
+    pub fn set_source(&self, status: SourceStatus) {
+        self.source.send_replace(status);
+    }
+
+    /// Changes part of the source status.
+    pub fn update_source(&self, change: impl FnOnce(&mut SourceStatus)) {
+        self.source.send_modify(change);
+    }
+
+    /// What the source is doing.
+    pub fn source(&self) -> SourceStatus {
+        self.source.borrow().clone()
+    }
+
+    /// A receiver that sees the source status change.
+    pub fn watch_source(&self) -> watch::Receiver<SourceStatus> {
+        self.source.subscribe()
+    }
+
+    /// The stream's viewers, over every protocol.
+    pub fn viewers(&self) -> &Arc<ViewerTable> {
+        &self.viewers
+    }
+
+    /// Asks the source for frames for `how_long` even if nobody watches (a snapshot of a
+    /// drone whose capture is paused).
+    pub fn want_frames_for(&self, how_long: Duration) {
+        let until = Instant::now() + how_long;
+        self.wanted_until.send_if_modified(|wanted| {
+            let later = wanted.is_none_or(|w| w < until);
+            if later {
+                *wanted = Some(until);
+            }
+            later
+        });
+    }
+
+    /// Until when frames are wanted without viewers; watch it to wake a paused source.
+    pub fn watch_wanted(&self) -> watch::Receiver<Option<Instant>> {
+        self.wanted_until.subscribe()
+    }
+
+    /// Frames published so far; a viewer compares two readings to count what it skipped.
+    pub fn frames_published(&self) -> u64 {
+        self.counters.frames_in.load(Ordering::Relaxed)
+    }
+
+    /// Counts a frame written to a viewer, and the frames it skipped to get it.
+    pub(crate) fn count_out(&self, bytes: usize, skipped: u64) {
+        self.counters.frames_out.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+        if skipped > 0 {
+            self.counters.frames_skipped.fetch_add(skipped, Ordering::Relaxed);
+        }
+    }
+
+    /// The counters now.
+    pub fn totals(&self) -> Totals {
+        let c = &self.counters;
+        Totals {
+            frames_in: c.frames_in.load(Ordering::Relaxed),
+            bytes_in: c.bytes_in.load(Ordering::Relaxed),
+            frames_out: c.frames_out.load(Ordering::Relaxed),
+            bytes_out: c.bytes_out.load(Ordering::Relaxed),
+            frames_skipped: c.frames_skipped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Rates over the window since the previous reading at least a second ago (so callers
+    /// that ask often share one window rather than each getting a noisy one).
+    pub fn rates(&self) -> Rates {
+        let Ok(mut window) = self.rate_window.lock() else { return Rates::default() };
+        let now = Instant::now();
+        let secs = now.duration_since(window.at).as_secs_f64();
+        if secs >= RATE_WINDOW.as_secs_f64() {
+            let (then, totals) = (window.totals, self.totals());
+            let per_sec = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+            window.rates = Rates {
+                fps_in: per_sec(then.frames_in, totals.frames_in),
+                mbit_in: per_sec(then.bytes_in, totals.bytes_in) * 8.0 / 1e6,
+                mbit_out: per_sec(then.bytes_out, totals.bytes_out) * 8.0 / 1e6,
+            };
+            window.at = now;
+            window.totals = totals;
+        }
+        window.rates
+    }
+
+    /// Ages of frames on arrival at this server, for `/metrics`.
+    pub(crate) fn age_histogram(&self) -> &Histogram {
+        &self.age
+    }
+}
+
+/// Shortest window [`Stream::rates`] measures over.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use framing::{Encoding, FrameHeader};
+
+    fn frame(payload: usize) -> Frame {
+        let header =
+            FrameHeader { seq: 1, capture_us: 2, encoding: Encoding::Jpeg, width: 1, height: 1 };
+        Frame::new(header, b"", Bytes::from(vec![0; payload]))
+    }
+
+    #[test]
+    fn frames_up_to_the_limit_are_published_and_larger_ones_refused() {
+        let stream = Stream::new("s", 1000);
+        let fits = frame(1000 - (frame(0).wire_len() - LENGTH_PREFIX_LEN));
+        stream.publish(fits.clone()).expect("a frame of exactly the limit is published");
+        let err = stream.publish(frame(2000)).expect_err("a larger one is refused");
+        assert_eq!(err.max, 1000);
+        assert_eq!(stream.latest().as_ref(), Some(&fits), "the refused frame replaced nothing");
+        assert_eq!(stream.totals().frames_in, 1, "only the published frame is counted");
+    }
+}

@@ -1,0 +1,247 @@
+//! [`ViewerTable`]: who watches a stream, over which protocol, and how it is going for each.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+/// How a viewer is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// The dronecast protocol (`docs/PROTOCOL.md`).
+    Tcp,
+    /// MJPEG over HTTP (`multipart/x-mixed-replace`).
+    Http,
+}
+
+impl Protocol {
+    /// `"tcp"` or `"http"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Http => "http",
+        }
+    }
+}
+
+/// What a viewer said about itself when it joined.
+#[derive(Debug, Clone)]
+pub struct ViewerIdentity {
+    /// Its address.
+    pub peer: SocketAddr,
+    /// How it is connected.
+    pub protocol: Protocol,
+    /// The program (a hello's agent, an HTTP User-Agent), escaped for printing.
+    pub agent: String,
+}
+
+/// One viewer's entry: its identity and counters, updated by its task as it goes.
+#[derive(Debug)]
+pub struct ViewerEntry {
+    id: u64,
+    identity: ViewerIdentity,
+    since: SystemTime,
+    joined: Instant,
+    frames_sent: AtomicU64,
+    frames_skipped: AtomicU64,
+    bytes_sent: AtomicU64,
+    frame_age_us: AtomicU64,
+    /// The stream's publish count when this viewer last picked a frame; 0 before the first.
+    last_pick: AtomicU64,
+}
+
+impl ViewerEntry {
+    /// Counts a frame handed to this viewer: `published` is the stream's publish count when
+    /// it was picked (frames published in between were skipped), `capture_us` its capture
+    /// time. Returns how many frames it skipped.
+    pub(crate) fn picked(&self, published: u64) -> u64 {
+        let before = self.last_pick.swap(published, Ordering::Relaxed);
+        let skipped = if before == 0 { 0 } else { published.saturating_sub(before + 1) };
+        if skipped > 0 {
+            self.frames_skipped.fetch_add(skipped, Ordering::Relaxed);
+        }
+        skipped
+    }
+
+    /// Counts a frame written whole.
+    pub(crate) fn sent(&self, bytes: usize, capture_us: u64) {
+        self.frames_sent.fetch_add(1, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        let age = crate::clock::now_us().saturating_sub(capture_us);
+        self.frame_age_us.store(age, Ordering::Relaxed);
+    }
+
+    /// Frames written to this viewer so far.
+    pub fn frames_sent(&self) -> u64 {
+        self.frames_sent.load(Ordering::Relaxed)
+    }
+}
+
+/// A viewer as `/state` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewerSnapshot {
+    /// Unique within this process.
+    pub id: u64,
+    /// `tcp` or `http`.
+    pub protocol: Protocol,
+    /// Its address.
+    pub peer: String,
+    /// The program it says it is.
+    pub agent: String,
+    /// When it joined, seconds since the Unix epoch.
+    pub since_unix_s: f64,
+    /// Seconds connected.
+    pub connected_s: f64,
+    /// Frames written to it.
+    pub frames_sent: u64,
+    /// Frames it skipped (its socket was busy while newer ones came).
+    pub frames_skipped: u64,
+    /// Bytes written to it.
+    pub bytes_sent: u64,
+    /// Age of the last frame written to it when the write completed, ms.
+    pub frame_age_ms: f64,
+}
+
+/// The viewers of one stream.
+#[derive(Debug)]
+pub struct ViewerTable {
+    entries: Mutex<BTreeMap<u64, Arc<ViewerEntry>>>,
+    count: watch::Sender<usize>,
+}
+
+impl Default for ViewerTable {
+    fn default() -> Self {
+        ViewerTable { entries: Mutex::new(BTreeMap::new()), count: watch::Sender::new(0) }
+    }
+}
+
+/// Ids shared by every table, so that a viewer's id is unique in the process.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl ViewerTable {
+    /// Adds a viewer; it stays in the table until the returned guard is dropped.
+    pub fn join(self: &Arc<Self>, identity: ViewerIdentity) -> ViewerGuard {
+        let entry = Arc::new(ViewerEntry {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            identity,
+            since: SystemTime::now(),
+            joined: Instant::now(),
+            frames_sent: AtomicU64::new(0),
+            frames_skipped: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            frame_age_us: AtomicU64::new(0),
+            last_pick: AtomicU64::new(0),
+        });
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(entry.id, entry.clone());
+        }
+        self.count.send_modify(|n| *n += 1);
+        ViewerGuard { table: self.clone(), entry }
+    }
+
+    /// Viewers connected now.
+    pub fn count(&self) -> usize {
+        *self.count.borrow()
+    }
+
+    /// Viewers connected now over `protocol`.
+    pub fn count_of(&self, protocol: Protocol) -> usize {
+        let Ok(entries) = self.entries.lock() else { return 0 };
+        entries.values().filter(|e| e.identity.protocol == protocol).count()
+    }
+
+    /// A receiver that sees the count change, for work that should run only while somebody
+    /// watches.
+    pub fn watch_count(&self) -> watch::Receiver<usize> {
+        self.count.subscribe()
+    }
+
+    /// Every viewer, oldest first.
+    pub fn snapshot(&self) -> Vec<ViewerSnapshot> {
+        let entries: Vec<Arc<ViewerEntry>> = match self.entries.lock() {
+            Ok(entries) => entries.values().cloned().collect(),
+            Err(_) => return Vec::new(),
+        };
+        let now = SystemTime::now();
+        entries
+            .iter()
+            .map(|e| ViewerSnapshot {
+                id: e.id,
+                protocol: e.identity.protocol,
+                peer: e.identity.peer.to_string(),
+                agent: e.identity.agent.clone(),
+                since_unix_s: e.since.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
+                connected_s: now.duration_since(e.since).unwrap_or_default().as_secs_f64(),
+                frames_sent: e.frames_sent.load(Ordering::Relaxed),
+                frames_skipped: e.frames_skipped.load(Ordering::Relaxed),
+                bytes_sent: e.bytes_sent.load(Ordering::Relaxed),
+                frame_age_ms: e.frame_age_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            })
+            .collect()
+    }
+}
+
+/// A viewer's place in a [`ViewerTable`]; leaving the table when dropped.
+#[derive(Debug)]
+pub struct ViewerGuard {
+    table: Arc<ViewerTable>,
+    entry: Arc<ViewerEntry>,
+}
+
+impl ViewerGuard {
+    /// The viewer's entry, to count what it is sent.
+    pub fn entry(&self) -> &ViewerEntry {
+        &self.entry
+    }
+
+    /// How long it has been connected.
+    pub fn connected_for(&self) -> std::time::Duration {
+        self.entry.joined.elapsed()
+    }
+}
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        if let Ok(mut entries) = self.table.entries.lock() {
+            entries.remove(&self.entry.id);
+        }
+        self.table.count.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(protocol: Protocol) -> ViewerIdentity {
+        ViewerIdentity { peer: SocketAddr::from(([127, 0, 0, 1], 9)), protocol, agent: "t".into() }
+    }
+
+    #[test]
+    fn viewers_join_count_and_leave() {
+        let table = Arc::new(ViewerTable::default());
+        let a = table.join(identity(Protocol::Tcp));
+        let b = table.join(identity(Protocol::Http));
+        assert_eq!((table.count(), table.count_of(Protocol::Http)), (2, 1));
+        drop(a);
+        assert_eq!(table.count(), 1);
+        assert_eq!(table.snapshot()[0].protocol, Protocol::Http);
+        drop(b);
+        assert_eq!(table.count(), 0);
+    }
+
+    #[test]
+    fn skipped_frames_are_the_gap_in_the_publish_count() {
+        let table = Arc::new(ViewerTable::default());
+        let v = table.join(identity(Protocol::Tcp));
+        assert_eq!(v.entry().picked(7), 0, "the first frame skips nothing");
+        assert_eq!(v.entry().picked(8), 0);
+        assert_eq!(v.entry().picked(12), 3);
+        assert_eq!(table.snapshot()[0].frames_skipped, 3);
+    }
+}
