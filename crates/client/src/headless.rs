@@ -86,7 +86,7 @@ pub async fn run(
                 let age = age_ms(frame.header().capture_us);
                 // One line per frame with RUST_LOG=client=trace: what tests time deliveries by.
                 trace!(seq = frame.header().seq, age_ms = age, "frame");
-                let decoded = decoder.decode(frame.payload()).ok().map(|p| (p.width, p.height));
+                let decoded = decoder.decode_frame(&frame).is_some();
                 tracker.record(frame.header(), frame.payload().len(), age, at, decoded);
                 if let Some(recorder) = recorder.as_mut() {
                     recorder.write(&frame)?;

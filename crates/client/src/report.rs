@@ -30,7 +30,8 @@ pub struct Report {
     pub age_ms_max: f64,
     /// Time from starting to connect until the first frame, in ms.
     pub first_frame_ms: f64,
-    /// Frames that failed to decode (or whose size disagreed with their header).
+    /// Frames that were not decoded: a damaged JPEG, or one whose size disagrees with the
+    /// frame header or is above `framing::MAX_DIMENSION`.
     pub decode_errors: u64,
     /// Width of the last decoded frame.
     pub width: u32,
@@ -86,15 +87,15 @@ impl Tracker {
         self.report.frames
     }
 
-    /// Records a frame that arrived at `at` with the given age; `decoded` is the decoded size,
-    /// or `None` when it did not decode.
+    /// Records a frame that arrived at `at` with the given age; `decoded` says whether it
+    /// decoded (at the size in its header).
     pub fn record(
         &mut self,
         header: &FrameHeader,
         bytes: usize,
         age_ms: f64,
         at: Instant,
-        decoded: Option<(u32, u32)>,
+        decoded: bool,
     ) {
         let r = &mut self.report;
         r.frames += 1;
@@ -114,9 +115,10 @@ impl Tracker {
             }
         }
         self.last_header = Some(*header);
-        match decoded {
-            Some((w, h)) if (w, h) == (header.width, header.height) => (r.width, r.height) = (w, h),
-            _ => r.decode_errors += 1,
+        if decoded {
+            (r.width, r.height) = (header.width, header.height);
+        } else {
+            r.decode_errors += 1;
         }
         self.ages_ms.push(age_ms);
         if self.first.is_none() {
@@ -178,7 +180,7 @@ mod tests {
         let mut t = Tracker::new();
         let now = Instant::now();
         for (seq, cap) in [(1, 10), (3, 30), (3, 30), (2, 20), (0, 40), (1, 50)] {
-            t.record(&header(seq, cap), 100, 1.0, now, Some((4, 2)));
+            t.record(&header(seq, cap), 100, 1.0, now, true);
         }
         let r = t.report();
         assert_eq!((r.frames, r.distinct, r.out_of_order, r.source_restarts), (6, 5, 1, 1));
@@ -186,11 +188,13 @@ mod tests {
     }
 
     #[test]
-    fn size_mismatch_is_a_decode_error() {
+    fn a_frame_that_did_not_decode_is_counted_and_keeps_the_last_size() {
         let mut t = Tracker::new();
-        t.record(&header(0, 1), 1, 1.0, Instant::now(), Some((8, 8)));
-        t.record(&header(1, 2), 1, 1.0, Instant::now(), None);
-        assert_eq!(t.report().decode_errors, 2);
+        t.record(&header(0, 1), 1, 1.0, Instant::now(), true);
+        let huge = FrameHeader { width: 60_000, height: 60_000, ..header(1, 2) };
+        t.record(&huge, 1, 1.0, Instant::now(), false);
+        let r = t.report();
+        assert_eq!((r.decode_errors, r.width, r.height), (1, 4, 2));
     }
 
     #[test]
