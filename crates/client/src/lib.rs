@@ -6,7 +6,8 @@
 //! - [`decode`] — bounded JPEG decoding into a reused buffer: only at the size the frame
 //!   header says, within `framing::MAX_DIMENSION`; failures logged once per burst.
 //! - [`record`] — `--record`: the received JPEGs as an MJPEG file.
-//! - [`report`] — per-viewer measurements (order, freshness, rate) and their JSON report.
+//! - [`report`] — per-viewer measurements (order, freshness, rate) in constant memory, and
+//!   their JSON report.
 //! - [`headless`] — receive N frames without a window, optionally recording them.
 //! - [`window`] — the minifb window.
 
