@@ -7,8 +7,9 @@
 //!   header says, within `framing::MAX_DIMENSION`; failures logged once per burst.
 //! - [`record`] — `--record`: the received JPEGs as an MJPEG file.
 //! - [`report`] — per-viewer measurements (order, freshness, rate) in constant memory, and
-//!   their JSON report.
-//! - [`headless`] — receive N frames without a window, optionally recording them.
+//!   their report (JSON, or one line).
+//! - [`headless`] — receive N frames without a window, optionally recording them; the
+//!   `--headless` program (report on stdout, exit status).
 //! - [`window`] — the minifb window.
 
 #![forbid(unsafe_code)]

@@ -6,6 +6,7 @@
 //! HDR histogram, and duplicates are looked for among the last [`RECENT`] frames only.
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use framing::FrameHeader;
 use hdrhistogram::Histogram;
@@ -55,6 +56,27 @@ pub struct Report {
     pub height: u32,
     /// Payload bytes received.
     pub bytes: u64,
+}
+
+impl fmt::Display for Report {
+    /// The headless client's one-line summary.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} frames ({} distinct, {} out of order), {:.1} fps, age p50 {:.1} ms p99 {:.1} ms, \
+             first frame {:.1} ms, {}x{}, {} decode errors",
+            self.frames,
+            self.distinct,
+            self.out_of_order,
+            self.fps,
+            self.age_ms_p50,
+            self.age_ms_p99,
+            self.first_frame_ms,
+            self.width,
+            self.height,
+            self.decode_errors
+        )
+    }
 }
 
 /// Accumulates a [`Report`] in constant memory.
