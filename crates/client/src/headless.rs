@@ -47,6 +47,42 @@ impl Default for Options {
     }
 }
 
+/// How `client --headless` prints its report on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Print {
+    /// One line for people ([`Report`]'s `Display`).
+    Line,
+    /// One JSON object (`--json`).
+    Json,
+}
+
+/// `client --headless`: receives like [`run`], then prints the report on stdout. Fails when
+/// [`run`] does, or when fewer frames than [`Options::frames`] arrived (the report is
+/// printed first).
+pub async fn run_and_print(
+    addr: &str,
+    options: Options,
+    print: Print,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (wanted, timeout) = (options.frames, options.timeout);
+    let (report, stop) = receive(addr, options, shutdown).await?;
+    match print {
+        Print::Line => println!("{report}"),
+        Print::Json => println!("{}", serde_json::to_string(&report)?),
+    }
+    let Some(wanted) = wanted.filter(|&n| report.frames < n) else { return Ok(()) };
+    let why = match stop {
+        Stop::Done => "the stream ended".to_owned(),
+        Stop::TimedOut => {
+            format!("within the {} s timeout", timeout.unwrap_or_default().as_secs_f64())
+        }
+        Stop::Shutdown => "before SIGINT or SIGTERM stopped the client".to_owned(),
+        Stop::LinkFailed(err) => format!("before the connection failed: {err:#}"),
+    };
+    anyhow::bail!("only {} of the {wanted} frames asked for arrived {why}", report.frames)
+}
+
 /// Receives from `addr` until the frame count, the timeout or `shutdown`, and returns what
 /// it saw. Fails only when the link gives up before a single frame arrived.
 pub async fn run(
@@ -54,6 +90,27 @@ pub async fn run(
     options: Options,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Report> {
+    receive(addr, options, shutdown).await.map(|(report, _)| report)
+}
+
+/// Why receiving stopped.
+#[derive(Debug)]
+enum Stop {
+    /// Every frame asked for arrived (or none was asked for).
+    Done,
+    /// `--timeout` came first.
+    TimedOut,
+    /// SIGINT, SIGTERM, or whoever holds the shutdown token.
+    Shutdown,
+    /// The link gave up after some frames had arrived.
+    LinkFailed(anyhow::Error),
+}
+
+async fn receive(
+    addr: &str,
+    options: Options,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(Report, Stop)> {
     let mut recorder = options.record.as_deref().map(Recorder::create).transpose()?;
     let deadline = options.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut link = Link::new(addr, options.subscribe.clone(), options.reconnect);
@@ -61,11 +118,18 @@ pub async fn run(
     let mut decoder = Decoder::default();
     let mut connected_once = false;
     let mut last_progress = tokio::time::Instant::now();
+    let mut stop = Stop::Done;
     while options.frames.is_none_or(|n| tracker.frames() < n) {
         let event = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => {
+                stop = Stop::Shutdown;
+                break;
+            }
             _ = sleep_until(deadline) => {
-                warn!(frames = tracker.frames(), "timed out before receiving every frame");
+                if options.frames.is_some() {
+                    warn!(frames = tracker.frames(), "timed out before receiving every frame");
+                }
+                stop = Stop::TimedOut;
                 break;
             }
             event = link.next() => event,
@@ -75,6 +139,7 @@ pub async fn run(
             Err(err) if tracker.frames() == 0 => return Err(err),
             Err(err) => {
                 warn!(error = %format!("{err:#}"), "stopped early");
+                stop = Stop::LinkFailed(err);
                 break;
             }
         };
@@ -86,7 +151,7 @@ pub async fn run(
                 let age = age_ms(frame.header().capture_us);
                 // One line per frame with RUST_LOG=client=trace: what tests time deliveries by.
                 trace!(seq = frame.header().seq, age_ms = age, "frame");
-                let decoded = decoder.decode(frame.payload()).ok().map(|p| (p.width, p.height));
+                let decoded = decoder.decode_frame(&frame).is_some();
                 tracker.record(frame.header(), frame.payload().len(), age, at, decoded);
                 if let Some(recorder) = recorder.as_mut() {
                     recorder.write(&frame)?;
@@ -113,7 +178,7 @@ pub async fn run(
     if let Some(recorder) = recorder {
         recorder.finish()?;
     }
-    Ok(tracker.report())
+    Ok((tracker.report(), stop))
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

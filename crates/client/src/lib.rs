@@ -3,10 +3,13 @@
 //!
 //! # Layout
 //! - [`link`] — the redialling connection, as a sequence of events.
-//! - [`decode`] — JPEG decoding into a reused buffer.
+//! - [`decode`] — bounded JPEG decoding into a reused buffer: only at the size the frame
+//!   header says, within `framing::MAX_DIMENSION`; failures logged once per burst.
 //! - [`record`] — `--record`: the received JPEGs as an MJPEG file.
-//! - [`report`] — per-viewer measurements (order, freshness, rate) and their JSON report.
-//! - [`headless`] — receive N frames without a window, optionally recording them.
+//! - [`report`] — per-viewer measurements (order, freshness, rate) in constant memory, and
+//!   their report (JSON, or one line).
+//! - [`headless`] — receive N frames without a window, optionally recording them; the
+//!   `--headless` program (report on stdout, exit status).
 //! - [`window`] — the minifb window.
 
 #![forbid(unsafe_code)]

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use client::headless;
+use clap::builder::BoolishValueParser as Boolish;
+use cli::args::{frame_bytes, seconds};
+use client::headless::{self, Print};
 
 /// Shows the live stream of a cache-server (or drone) in a window; `q` or Esc quits.
 #[derive(Debug, Parser)]
@@ -15,93 +17,49 @@ struct Cli {
     #[arg(env = "DRONECAST_SERVER", default_value = "127.0.0.1:9998")]
     server: String,
     /// Receive and decode without a window; print a report at the end.
-    #[arg(long)]
+    #[arg(long, env = "DRONECAST_HEADLESS", value_parser = Boolish::new())]
     headless: bool,
-    /// Headless: stop after this many frames.
-    #[arg(long, requires = "headless")]
+    /// Headless: stop after this many frames (1 to 1000000000).
+    #[arg(long, env = "DRONECAST_FRAMES", requires = "headless", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     frames: Option<u64>,
     /// Headless: print the report as one JSON object on stdout.
-    #[arg(long, requires = "headless")]
+    #[arg(long, env = "DRONECAST_JSON", requires = "headless", value_parser = Boolish::new())]
     json: bool,
-    /// Headless: give up after this many seconds (exit code 1 if the frames did not all come).
-    #[arg(long, requires = "headless")]
-    timeout: Option<f64>,
+    /// Headless: stop after this many seconds (exit code 1 if --frames did not all arrive).
+    #[arg(long, env = "DRONECAST_TIMEOUT", requires = "headless", value_name = "SECS",
+          value_parser = seconds)]
+    timeout: Option<Duration>,
     /// Exit when the server goes away instead of reconnecting.
-    #[arg(long)]
+    #[arg(long, env = "DRONECAST_EXIT_ON_DISCONNECT", value_parser = Boolish::new())]
     exit_on_disconnect: bool,
-    /// Largest frame accepted, in bytes; a longer one drops the connection.
-    #[arg(long, default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN)]
+    /// Largest frame accepted, in bytes (1024 to 1073741824); a longer one drops the connection.
+    #[arg(long, env = "DRONECAST_MAX_FRAME_BYTES", value_name = "BYTES",
+          default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN, value_parser = frame_bytes)]
     max_frame_bytes: usize,
     /// Write every received JPEG, untouched, to this MJPEG file (with or without a window).
-    #[arg(long)]
+    #[arg(long, env = "DRONECAST_RECORD", value_name = "PATH")]
     record: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging();
-    let outcome = if cli.headless { run_headless(&cli) } else { run_window(&cli) };
-    match outcome {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+    let (reconnect, record) = (!cli.exit_on_disconnect, cli.record);
+    let mut subscribe = headless::Options::default().subscribe;
+    subscribe.max_message_len = cli.max_frame_bytes;
+    if !cli.headless {
+        let record = record.as_deref();
+        return cli::exit_code(client::window::run(&cli.server, subscribe, reconnect, record));
     }
-}
-
-fn subscribe_options(cli: &Cli) -> relay::SubscribeOptions {
-    let mut options = headless::Options::default().subscribe;
-    options.max_message_len = cli.max_frame_bytes;
-    options
-}
-
-fn run_window(cli: &Cli) -> anyhow::Result<ExitCode> {
-    client::window::run(
-        &cli.server,
-        subscribe_options(cli),
-        !cli.exit_on_disconnect,
-        cli.record.as_deref(),
-    )?;
-    Ok(ExitCode::SUCCESS)
+    let (frames, timeout) = (cli.frames, cli.timeout);
+    let options =
+        headless::Options { frames, timeout, reconnect, record, subscribe, ..Default::default() };
+    headless(&cli.server, options, if cli.json { Print::Json } else { Print::Line })
 }
 
 #[tokio::main]
-async fn run_headless(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let timeout = match cli.timeout {
-        Some(secs) => Some(
-            Duration::try_from_secs_f64(secs)
-                .map_err(|_| anyhow::anyhow!("--timeout must be a positive number of seconds"))?,
-        ),
-        None => None,
-    };
-    let options = headless::Options {
-        frames: cli.frames,
-        timeout,
-        reconnect: !cli.exit_on_disconnect,
-        record: cli.record.clone(),
-        subscribe: subscribe_options(cli),
-        ..headless::Options::default()
-    };
-    let report = headless::run(&cli.server, options, cli::shutdown_on_signal()).await?;
-    if cli.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
-            "{} frames ({} distinct, {} out of order), {:.1} fps, age p50 {:.1} ms p99 {:.1} ms, \
-             first frame {:.1} ms, {}x{}, {} decode errors",
-            report.frames,
-            report.distinct,
-            report.out_of_order,
-            report.fps,
-            report.age_ms_p50,
-            report.age_ms_p99,
-            report.first_frame_ms,
-            report.width,
-            report.height,
-            report.decode_errors
-        );
-    }
-    let complete = cli.frames.is_none_or(|n| report.frames >= n);
-    Ok(if complete { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+async fn headless(server: &str, options: headless::Options, print: Print) -> ExitCode {
+    let shutdown = cli::shutdown_on_signal();
+    cli::exit_code(headless::run_and_print(server, options, print, shutdown).await)
 }

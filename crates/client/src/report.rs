@@ -1,20 +1,36 @@
 //! [`Tracker`] turns the frames a viewer receives into a [`Report`]: how many, how fresh, in
 //! what order.
+//!
+//! A monitoring client may run for days, so the tracker's memory and the cost of a report are
+//! fixed when it is created and never grow with the frames it has seen: frame ages go into an
+//! HDR histogram, and duplicates are looked for among the last [`RECENT`] frames only.
 
-use std::collections::HashSet;
+use std::collections::VecDeque;
+use std::fmt;
 
 use framing::FrameHeader;
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::time::Instant;
+
+/// How many of the latest frames a new one is compared with to tell a duplicate. A relay
+/// holds only its newest frame, so a frame can come twice only while it is among the newest
+/// (typically: the cache-server's cached frame again after a reconnect); 256 frames are more
+/// than 8 s at 30 fps. An older frame coming again would still count as out of order.
+pub const RECENT: usize = 256;
+
+/// Ages above this (an hour, in µs) are recorded as this: only a clock far off does that.
+const MAX_AGE_US: u64 = 3_600_000_000;
 
 /// What a viewer saw. Serialised as the headless client's `--json` output.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     /// Frames received.
     pub frames: u64,
-    /// Frames with a (sequence, capture time) not seen before.
+    /// Frames that were not a duplicate of one of the [`RECENT`] frames before them (same
+    /// sequence number and capture time).
     pub distinct: u64,
-    /// Frames older than one already received (should be 0).
+    /// Frames older than the one received before them (should be 0).
     pub out_of_order: u64,
     /// Times the source restarted (sequence went back, capture time forward).
     pub source_restarts: u64,
@@ -22,7 +38,8 @@ pub struct Report {
     pub reconnects: u64,
     /// Frames per second between the first and last frame received.
     pub fps: f64,
-    /// Median age of a frame on arrival (now − capture time), in ms.
+    /// Median age of a frame on arrival (now − capture time), in ms (to 3 significant digits,
+    /// as are the other ages).
     pub age_ms_p50: f64,
     /// 99th-percentile age, in ms.
     pub age_ms_p99: f64,
@@ -30,7 +47,8 @@ pub struct Report {
     pub age_ms_max: f64,
     /// Time from starting to connect until the first frame, in ms.
     pub first_frame_ms: f64,
-    /// Frames that failed to decode (or whose size disagreed with their header).
+    /// Frames that were not decoded: a damaged JPEG, or one whose size disagrees with the
+    /// frame header or is above `framing::MAX_DIMENSION`.
     pub decode_errors: u64,
     /// Width of the last decoded frame.
     pub width: u32,
@@ -40,15 +58,38 @@ pub struct Report {
     pub bytes: u64,
 }
 
-/// Accumulates a [`Report`].
+impl fmt::Display for Report {
+    /// The headless client's one-line summary.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} frames ({} distinct, {} out of order), {:.1} fps, age p50 {:.1} ms p99 {:.1} ms, \
+             first frame {:.1} ms, {}x{}, {} decode errors",
+            self.frames,
+            self.distinct,
+            self.out_of_order,
+            self.fps,
+            self.age_ms_p50,
+            self.age_ms_p99,
+            self.first_frame_ms,
+            self.width,
+            self.height,
+            self.decode_errors
+        )
+    }
+}
+
+/// Accumulates a [`Report`] in constant memory.
 #[derive(Debug)]
 pub struct Tracker {
     started: Instant,
     first: Option<Instant>,
     last: Option<Instant>,
     last_header: Option<FrameHeader>,
-    seen: HashSet<(u64, u64)>,
-    ages_ms: Vec<f64>,
+    /// (seq, capture_us) of the latest [`RECENT`] frames, oldest first.
+    recent: VecDeque<(u64, u64)>,
+    /// Frame ages in µs, 3 significant digits.
+    ages_us: Histogram<u64>,
     report: Report,
 }
 
@@ -60,8 +101,9 @@ impl Tracker {
             first: None,
             last: None,
             last_header: None,
-            seen: HashSet::new(),
-            ages_ms: Vec::new(),
+            recent: VecDeque::with_capacity(RECENT),
+            ages_us: Histogram::new_with_bounds(1, MAX_AGE_US, 3)
+                .expect("1 µs to an hour at 3 significant digits is a valid histogram"),
             report: Report {
                 frames: 0,
                 distinct: 0,
@@ -86,22 +128,27 @@ impl Tracker {
         self.report.frames
     }
 
-    /// Records a frame that arrived at `at` with the given age; `decoded` is the decoded size,
-    /// or `None` when it did not decode.
+    /// Records a frame that arrived at `at` with the given age; `decoded` says whether it
+    /// decoded (at the size in its header).
     pub fn record(
         &mut self,
         header: &FrameHeader,
         bytes: usize,
         age_ms: f64,
         at: Instant,
-        decoded: Option<(u32, u32)>,
+        decoded: bool,
     ) {
         let r = &mut self.report;
         r.frames += 1;
         r.bytes += bytes as u64;
-        if self.seen.insert((header.seq, header.capture_us)) {
+        let id = (header.seq, header.capture_us);
+        if !self.recent.contains(&id) {
             r.distinct += 1;
         }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(id);
         if let Some(prev) = self.last_header {
             if header.seq < prev.seq {
                 if header.capture_us > prev.capture_us {
@@ -114,11 +161,13 @@ impl Tracker {
             }
         }
         self.last_header = Some(*header);
-        match decoded {
-            Some((w, h)) if (w, h) == (header.width, header.height) => (r.width, r.height) = (w, h),
-            _ => r.decode_errors += 1,
+        if decoded {
+            (r.width, r.height) = (header.width, header.height);
+        } else {
+            r.decode_errors += 1;
         }
-        self.ages_ms.push(age_ms);
+        // Ages are never negative (see `relay::clock::age_ms`); below 1 µs counts as 1 µs.
+        self.ages_us.saturating_record((age_ms * 1000.0).round().max(1.0) as u64);
         if self.first.is_none() {
             self.first = Some(at);
             r.first_frame_ms = at.duration_since(self.started).as_secs_f64() * 1000.0;
@@ -131,7 +180,8 @@ impl Tracker {
         self.report.reconnects += 1;
     }
 
-    /// The report so far.
+    /// The report so far. Costs the same however many frames were recorded: it reads the
+    /// histogram's fixed set of counters, nothing else that grows.
     pub fn report(&self) -> Report {
         let mut r = self.report.clone();
         if let (Some(first), Some(last)) = (self.first, self.last) {
@@ -140,12 +190,19 @@ impl Tracker {
                 r.fps = (r.frames - 1) as f64 / secs;
             }
         }
-        let mut ages = self.ages_ms.clone();
-        ages.sort_by(f64::total_cmp);
-        r.age_ms_p50 = percentile(&ages, 0.50);
-        r.age_ms_p99 = percentile(&ages, 0.99);
-        r.age_ms_max = ages.last().copied().unwrap_or(0.0);
+        if !self.ages_us.is_empty() {
+            let ms = |us: u64| us as f64 / 1000.0;
+            r.age_ms_p50 = ms(self.ages_us.value_at_quantile(0.50));
+            r.age_ms_p99 = ms(self.ages_us.value_at_quantile(0.99));
+            r.age_ms_max = ms(self.ages_us.max());
+        }
         r
+    }
+
+    /// Bytes the tracker holds on the heap: fixed at creation, whatever it records.
+    pub fn heap_bytes(&self) -> usize {
+        self.recent.capacity() * size_of::<(u64, u64)>()
+            + self.ages_us.distinct_values() * size_of::<u64>()
     }
 }
 
@@ -153,15 +210,6 @@ impl Default for Tracker {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Nearest-rank percentile of sorted values (0 when empty).
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 #[cfg(test)]
@@ -178,7 +226,7 @@ mod tests {
         let mut t = Tracker::new();
         let now = Instant::now();
         for (seq, cap) in [(1, 10), (3, 30), (3, 30), (2, 20), (0, 40), (1, 50)] {
-            t.record(&header(seq, cap), 100, 1.0, now, Some((4, 2)));
+            t.record(&header(seq, cap), 100, 1.0, now, true);
         }
         let r = t.report();
         assert_eq!((r.frames, r.distinct, r.out_of_order, r.source_restarts), (6, 5, 1, 1));
@@ -186,18 +234,77 @@ mod tests {
     }
 
     #[test]
-    fn size_mismatch_is_a_decode_error() {
+    fn a_frame_that_did_not_decode_is_counted_and_keeps_the_last_size() {
         let mut t = Tracker::new();
-        t.record(&header(0, 1), 1, 1.0, Instant::now(), Some((8, 8)));
-        t.record(&header(1, 2), 1, 1.0, Instant::now(), None);
-        assert_eq!(t.report().decode_errors, 2);
+        t.record(&header(0, 1), 1, 1.0, Instant::now(), true);
+        let huge = FrameHeader { width: 60_000, height: 60_000, ..header(1, 2) };
+        t.record(&huge, 1, 1.0, Instant::now(), false);
+        let r = t.report();
+        assert_eq!((r.decode_errors, r.width, r.height), (1, 4, 2));
     }
 
     #[test]
-    fn percentiles_are_nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 0.5), 50.0);
-        assert_eq!(percentile(&v, 0.99), 99.0);
-        assert_eq!(percentile(&[], 0.99), 0.0);
+    fn duplicates_are_recognised_within_the_recent_window() {
+        let mut t = Tracker::new();
+        let now = Instant::now();
+        for seq in 0..1000 {
+            t.record(&header(seq, seq * 10), 1, 1.0, now, true);
+        }
+        // The cache-server's cached frame again after a reconnect: a duplicate.
+        t.record(&header(999, 9990), 1, 1.0, now, true);
+        assert_eq!(t.report().distinct, 1000);
+        // A frame from long ago: beyond the window, but still out of order.
+        t.record(&header(5, 50), 1, 1.0, now, true);
+        let r = t.report();
+        assert_eq!((r.distinct, r.out_of_order), (1001, 1));
+    }
+
+    #[test]
+    fn ages_are_reported_to_three_significant_digits() {
+        let mut t = Tracker::new();
+        let now = Instant::now();
+        for (i, age_ms) in (1..=100).map(f64::from).enumerate() {
+            t.record(&header(i as u64, i as u64), 1, age_ms, now, true);
+        }
+        let r = t.report();
+        let close = |got: f64, want: f64| (got - want).abs() <= want * 0.001;
+        assert!(close(r.age_ms_p50, 50.0), "p50 {}", r.age_ms_p50);
+        assert!(close(r.age_ms_p99, 99.0), "p99 {}", r.age_ms_p99);
+        assert!(close(r.age_ms_max, 100.0), "max {}", r.age_ms_max);
+        assert_eq!(Tracker::new().report().age_ms_p99, 0.0, "no frames, no age");
+    }
+
+    /// Ten million frames: 30 fps for 92 hours. What the tracker holds, and so what a report
+    /// reads, is the same after them as after the first thousand.
+    #[test]
+    fn memory_and_report_cost_stay_constant_over_days_of_frames() {
+        let mut t = Tracker::new();
+        let start = Instant::now();
+        let created = t.heap_bytes();
+        let record = |t: &mut Tracker, seq: u64| {
+            // 1 frame in 500 is a duplicate of the one before it; ages from 0.5 to ~70 ms.
+            let seq = if seq.is_multiple_of(500) { seq.saturating_sub(1) } else { seq };
+            let age_ms = 0.5 + (seq % 7000) as f64 / 100.0;
+            t.record(&header(seq, seq * 33_333), 40_000, age_ms, start, true);
+        };
+        for seq in 0..1_000 {
+            record(&mut t, seq);
+        }
+        let early = (t.heap_bytes(), t.ages_us.distinct_values(), t.recent.len());
+        let first = t.report();
+        for seq in 1_000..10_000_000 {
+            record(&mut t, seq);
+        }
+        let late = (t.heap_bytes(), t.ages_us.distinct_values(), t.recent.len());
+        let r = t.report();
+
+        assert_eq!(early, late, "(heap bytes, histogram counters, recent frames) grew");
+        assert_eq!(created, late.0, "memory grew after creation");
+        assert!(late.0 < 256 * 1024, "the tracker holds {} bytes", late.0);
+        assert_eq!(r.frames, 10_000_000);
+        // Every 500th frame repeats the one before it (but the very first).
+        assert_eq!(r.distinct, 10_000_000 - (10_000_000 / 500 - 1));
+        assert!(r.age_ms_p50 > first.age_ms_p50, "the histogram kept counting");
+        assert!((r.age_ms_p99 - 69.8).abs() < 0.1, "p99 {}", r.age_ms_p99);
     }
 }

@@ -211,8 +211,10 @@ struct View {
     /// `picture` with the caption drawn over it: what the window shows.
     screen: Vec<u32>,
     link: LinkState,
-    /// When the last frame arrived, and its capture time on the drone's clock.
+    /// When the last decoded frame arrived, and its capture time on the drone's clock.
     last_frame: Option<(Instant, u64)>,
+    /// When the last frame arrived, decoded or not.
+    last_arrival: Option<Instant>,
     caption: Caption,
     caption_at: Instant,
     shown: u32,
@@ -234,6 +236,7 @@ impl View {
             height,
             link: LinkState::Connecting,
             last_frame: None,
+            last_arrival: None,
             caption: Caption::Idle { headline: "", detail: String::new() },
             caption_at: now - CAPTION_EVERY,
             shown: 0,
@@ -243,13 +246,10 @@ impl View {
     }
 
     fn set_frame(&mut self, frame: &Frame) {
-        let picture = match self.decoder.decode(frame.payload()) {
-            Ok(picture) => picture,
-            Err(err) => {
-                tracing::warn!(%err, seq = frame.header().seq, "could not decode frame");
-                return;
-            }
-        };
+        self.last_arrival = Some(Instant::now());
+        // One that does not decode is skipped (and logged once per burst): the last good
+        // picture stays.
+        let Some(picture) = self.decoder.decode_frame(frame) else { return };
         self.width = picture.width as usize;
         self.height = picture.height as usize;
         self.picture.clear();
@@ -318,14 +318,21 @@ impl View {
             LinkState::Connected => format!("connected to {}", self.addr),
             LinkState::Lost(why) => format!("reconnecting ({why})"),
         };
+        let arriving = self.last_arrival.is_some_and(|at| now.duration_since(at) <= STALE_AFTER);
+        let ago = |at: Instant| now.duration_since(at).as_secs_f64();
         match self.last_frame {
+            // Frames come, but none decodes: say so, not "offline" (the log says why).
+            _ if arriving && matches!(self.link, LinkState::Connected) => Caption::Idle {
+                headline: "video does not decode",
+                detail: match self.last_frame {
+                    Some((at, _)) => format!("last good frame {:.0} s ago; see the log", ago(at)),
+                    None => "no good frame yet; see the log".to_owned(),
+                },
+            },
             None => Caption::Idle { headline: "waiting for video", detail: link },
             Some((at, _)) => Caption::Idle {
                 headline: "source offline",
-                detail: format!(
-                    "last frame {:.0} s ago; {link}",
-                    now.duration_since(at).as_secs_f64()
-                ),
+                detail: format!("last frame {:.0} s ago; {link}", ago(at)),
             },
         }
     }
@@ -402,6 +409,40 @@ mod tests {
         assert!(lit > 0, "the glyph is drawn");
         assert_eq!(plate, 5 * 10, "only the visible part of the plate is drawn");
         assert_eq!(buf[0], 0x0012_3456, "nothing outside the plate changes");
+    }
+
+    fn frame(seq: u64, (width, height): (u32, u32), jpeg: Vec<u8>) -> Frame {
+        let encoding = framing::Encoding::Jpeg;
+        let header = framing::FrameHeader { seq, capture_us: 0, encoding, width, height };
+        Frame::new(header, b"", bytes::Bytes::from(jpeg))
+    }
+
+    fn jpeg(width: u32, height: u32) -> Vec<u8> {
+        let picture =
+            image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(&picture).expect("encodes");
+        jpeg
+    }
+
+    #[test]
+    fn frames_that_do_not_decode_leave_the_last_picture_and_say_so() {
+        let mut view = View::new("127.0.0.1:9");
+        view.set_link(LinkState::Connected);
+        view.set_frame(&frame(0, (32, 16), jpeg(32, 16)));
+        let picture = view.picture.clone();
+        // Header and JPEG disagree; then a header above the maximum.
+        view.set_frame(&frame(1, (32, 16), jpeg(16, 16)));
+        view.set_frame(&frame(2, (60_000, 60_000), jpeg(16, 16)));
+        assert_eq!((view.width, view.height), (32, 16));
+        assert!(view.picture == picture, "the picture changed");
+
+        // Three seconds of frames that do not decode: not "source offline", and not live.
+        let three_s_ago = Instant::now().checked_sub(Duration::from_secs(3)).expect("uptime");
+        view.last_frame = view.last_frame.map(|(_, capture)| (three_s_ago, capture));
+        view.set_link(LinkState::Connected);
+        let title = view.tick().expect("a new caption");
+        assert!(title.contains("video does not decode — last good frame 3 s ago"), "{title}");
     }
 
     #[test]

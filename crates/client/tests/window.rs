@@ -6,6 +6,8 @@
 //! and `libxcursor1`, which minifb loads). Without them these tests are skipped with a
 //! message, unless `DRONECAST_REQUIRE_X11=1` (CI sets it), which makes them fail instead.
 
+mod common;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -14,6 +16,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use common::{HostileSource, Shot, peak_rss_kib};
 use drone::Format;
 use drone::source::Source;
 use drone::source::pattern::{TestPattern, read_strip};
@@ -39,12 +42,18 @@ const CAPTION_ROWS: u32 = 16;
 /// frame by 2.9–3.2 (the bar and the square move ~5 px, the digits change).
 const MAX_DIFF: f64 = 1.0;
 
+/// Good, lying, oversized, good, …: two frames in three claim 60000×60000 (see `common`).
+const HOSTILE_SCRIPT: &[Shot] = &[Shot::Good, Shot::LyingJpeg, Shot::HugeHeader];
+
+/// Most resident memory the client may ever have used: what issue #8 allows.
+const MAX_RSS_KIB: u64 = 64 * 1024;
+
 #[test]
 fn window_shows_the_stream_keeps_its_aspect_and_quits_on_q() -> anyhow::Result<()> {
     let Some(x) = Xvfb::start_if_available("stream")? else { return Ok(()) };
     let drone = Drone::start()?;
     let mut client = x.client(drone.addr, &[])?;
-    let window = x.window_of(drone.addr)?;
+    let window = x.window_of(&mut client, drone.addr)?;
     x.wait_for_title(&window, |title| title.contains(" fps"))?;
 
     let shot = x.screenshot(&window, "")?;
@@ -68,11 +77,36 @@ fn window_shows_the_stream_keeps_its_aspect_and_quits_on_q() -> anyhow::Result<(
 }
 
 #[test]
+fn window_keeps_the_last_good_picture_through_frames_that_claim_60000x60000() -> anyhow::Result<()>
+{
+    let Some(x) = Xvfb::start_if_available("hostile")? else { return Ok(()) };
+    // Ten good frames a second, as in the stream test, with two hostile ones after each.
+    let format = Format { fps: 3 * FPS, ..drone::Config::default().format };
+    let source = HostileSource::start(format, HOSTILE_SCRIPT, None)?;
+    let mut client =
+        x.start_client(common::capped(env!("CARGO_BIN_EXE_client")), source.addr, &[])?;
+    let window = x.window_of(&mut client, source.addr)?;
+    client.wait_for_log("frame did not decode; skipping it")?;
+    x.wait_for_title(&window, |title| title.contains(" fps"))?;
+
+    // The picture is a good frame, whole: the hostile ones neither replaced nor spoiled it.
+    let shot = x.screenshot(&window, "")?;
+    check_shows_frame(&shot, format)?;
+    client.ensure_running()?;
+    let peak = peak_rss_kib(client.child.id())?;
+    println!("peak RSS of the window client: {:.1} MiB", peak as f64 / 1024.0);
+    ensure!(peak < MAX_RSS_KIB, "client's peak RSS was {:.1} MiB", peak as f64 / 1024.0);
+
+    x.run(Command::new("xdotool").args(["key", "--window", &window, "q"]))?;
+    client.expect_exit(true)
+}
+
+#[test]
 fn waiting_window_says_so_and_quits_on_esc() -> anyhow::Result<()> {
     let Some(x) = Xvfb::start_if_available("waiting")? else { return Ok(()) };
     let nobody = unused_addr()?;
     let mut client = x.client(nobody, &[])?;
-    let window = x.window_of(nobody)?;
+    let window = x.window_of(&mut client, nobody)?;
     x.wait_for_title(&window, |title| title.contains("waiting for video"))?;
 
     // The state is drawn in the picture, not only in the title: a dark screen with white
@@ -192,8 +226,12 @@ impl Xvfb {
             return Ok(None);
         }
         let log = scratch(test, "xvfb.log");
+        // -noreset: by default the server resets whenever its last client leaves, and a client
+        // connecting during that reset fails (XOpenDisplay); the tests' xdotool calls come and
+        // go while the client under test may still be starting.
         let child = Command::new("Xvfb")
             .args(["-displayfd", "1", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"])
+            .arg("-noreset")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(File::create(&log)?)
@@ -217,8 +255,18 @@ impl Xvfb {
 
     /// Starts the client on this display, watching `addr`.
     fn client(&self, addr: SocketAddr, args: &[&str]) -> anyhow::Result<Client> {
+        self.start_client(Command::new(env!("CARGO_BIN_EXE_client")), addr, args)
+    }
+
+    /// Starts `command` (the client, maybe wrapped) on this display, watching `addr`.
+    fn start_client(
+        &self,
+        mut command: Command,
+        addr: SocketAddr,
+        args: &[&str],
+    ) -> anyhow::Result<Client> {
         let log = scratch(self.test, "client.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_client"))
+        let child = command
             .arg(addr.to_string())
             .args(args)
             .env("DISPLAY", &self.display)
@@ -242,11 +290,24 @@ impl Xvfb {
     }
 
     /// The id of the window watching `addr`, once it is there.
-    fn window_of(&self, addr: SocketAddr) -> anyhow::Result<String> {
+    /// The id of `client`'s window, which watches `addr`, once it is there; fails at once if
+    /// the client exits first.
+    fn window_of(&self, client: &mut Client, addr: SocketAddr) -> anyhow::Result<String> {
         let name = format!("^dronecast .* {addr}( |$)");
-        let found =
-            self.run(Command::new("xdotool").args(["search", "--sync", "--name", &name]))?;
-        Ok(found.lines().next().context("xdotool found no window")?.to_owned())
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            // Without --sync, which would wait on regardless of the client: exit status 1
+            // and no output while there is no such window.
+            let mut search = Command::new("xdotool");
+            search.args(["search", "--name", &name]).env("DISPLAY", &self.display);
+            let found = output_within(&mut search)?;
+            if let Some(window) = String::from_utf8_lossy(&found.stdout).lines().next() {
+                return Ok(window.to_owned());
+            }
+            client.ensure_running()?;
+            ensure!(Instant::now() < deadline, "no window named {name:?} appeared");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits until the window's title satisfies `ready`.
@@ -294,6 +355,26 @@ impl Client {
             "client exited with {status}; its log: {}",
             self.log()
         );
+        Ok(())
+    }
+
+    /// Fails, with the log, when the client is no longer running.
+    fn ensure_running(&mut self) -> anyhow::Result<()> {
+        match self.child.try_wait()? {
+            None => Ok(()),
+            Some(status) => bail!("client exited with {status}; its log: {}", self.log()),
+        }
+    }
+
+    /// Waits until the client has logged a line containing `needle`; fails at once if it
+    /// exits first.
+    fn wait_for_log(&mut self, needle: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.log().contains(needle) {
+            self.ensure_running()?;
+            ensure!(Instant::now() < deadline, "client never logged {needle:?}: {}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Ok(())
     }
 
