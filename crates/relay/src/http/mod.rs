@@ -403,8 +403,9 @@ mod tests {
         assert_eq!(route("/", None), (None, Endpoint::Page));
         assert_eq!(route("/state", None), (None, Endpoint::State));
         assert_eq!(route("/metrics", None), (None, Endpoint::Metrics));
-        assert_eq!(route("/etc/passwd", None), (None, Endpoint::NotFound));
-        assert_eq!(route("/../state", None), (None, Endpoint::NotFound));
+        assert_eq!(route("/etc/passwd", None).1, Endpoint::NotFound);
+        assert_eq!(route("/../state", None).1, Endpoint::NotFound);
+        assert_eq!(route("/stream.mjpg/..", None).1, Endpoint::NotFound);
     }
 
     #[test]
