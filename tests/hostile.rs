@@ -397,7 +397,7 @@ async fn huge_length_to_servers() -> anyhow::Result<()> {
         _ => Attack::new(
             [hello(Role::Viewer), frame_head(HUGE)].concat(),
             Ending::Wait,
-            "peer announced a 9223372036854775808-byte message, above the 4096-byte limit",
+            "peer announced a 9223372036854775808-byte message, above the 6211-byte limit",
         ),
     })
     .await?;

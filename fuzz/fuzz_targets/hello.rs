@@ -32,6 +32,11 @@ fuzz_target!(|data: &[u8]| {
         match MessageCodec::new().decode(&mut again) {
             Ok(Some(Message::Hello(back))) => {
                 assert_eq!((back.version, back.role), (hello.version, hello.role));
+                // The fields added after version 1 survive a round trip too: the name is
+                // escaped once on decoding (a second pass leaves it as it is), and a sender
+                // cuts it at 64 bytes.
+                assert!(hello.name.starts_with(&back.name), "{hello:?} came back as {back:?}");
+                assert_eq!(back.features, hello.features);
                 assert!(again.is_empty());
             }
             other => panic!("re-encoded hello {hello:?} decodes to {other:?}"),

@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{trace, warn};
 
 use crate::decode::Decoder;
-use crate::link::{Event, Link};
 use crate::record::Recorder;
 use crate::report::{Report, Tracker};
+use relay::link::{Event, Link};
 
 /// What the headless viewer does.
 #[derive(Debug, Clone)]
@@ -136,10 +136,10 @@ async fn receive(
         };
         let event = match event {
             Ok(event) => event,
-            Err(err) if tracker.frames() == 0 => return Err(err),
+            Err(err) if tracker.frames() == 0 => return Err(err.into()),
             Err(err) => {
-                warn!(error = %format!("{err:#}"), "stopped early");
-                stop = Stop::LinkFailed(err);
+                warn!(error = %err, "stopped early");
+                stop = Stop::LinkFailed(err.into());
                 break;
             }
         };

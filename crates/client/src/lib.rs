@@ -2,7 +2,6 @@
 //! frames and shows them in a window, or measures them headless.
 //!
 //! # Layout
-//! - [`link`] — the redialling connection, as a sequence of events.
 //! - [`decode`] — bounded JPEG decoding into a reused buffer: only at the size the frame
 //!   header says, within `framing::MAX_DIMENSION`; failures logged once per burst.
 //! - [`record`] — `--record`: the received JPEGs as an MJPEG file.
@@ -17,7 +16,6 @@
 
 pub mod decode;
 pub mod headless;
-pub mod link;
 pub mod record;
 pub mod report;
 pub mod window;

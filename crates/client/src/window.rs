@@ -21,8 +21,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::decode::Decoder;
-use crate::link::{Event, Link};
 use crate::record::Recorder;
+use relay::link::{Event, Link};
 
 /// A frame older than this on screen means the source is offline, not just slow.
 const STALE_AFTER: Duration = Duration::from_secs(2);

@@ -5,8 +5,8 @@ use bytes::{Buf, BytesMut};
 use tokio_util::codec::Decoder;
 
 use crate::message::{
-    Frame, Hello, KIND_FRAME, KIND_GOODBYE, KIND_HEARTBEAT, KIND_HELLO, KIND_REFUSED, Message,
-    parse_text,
+    Frame, Hello, KIND_FRAME, KIND_GOODBYE, KIND_HEARTBEAT, KIND_HELLO, KIND_REFUSED,
+    KIND_VIEWER_MESSAGE, Message, ViewerMessage, parse_text,
 };
 use crate::{DEFAULT_MAX_MESSAGE_LEN, LENGTH_PREFIX_LEN, MAGIC, MAX_CONTROL_LEN, sniff};
 
@@ -58,10 +58,10 @@ pub enum FramingError {
 
 /// What to do about [`FramingError::TooLong`]: only a receiver of frames has a limit to raise.
 fn too_long_hint(max: usize) -> &'static str {
-    if max > MAX_CONTROL_LEN {
+    if max > crate::message::MAX_VIEWER_MESSAGE_LEN {
         " (raise --max-frame-bytes if its frames really are that large)"
     } else {
-        " (this side accepts only control messages)"
+        " (this side accepts only control messages from it)"
     }
 }
 
@@ -185,6 +185,9 @@ impl Decoder for MessageCodec {
             KIND_REFUSED => Message::Refused(parse_text(body)),
             KIND_GOODBYE => Message::Goodbye(parse_text(body)),
             KIND_HEARTBEAT => Message::Heartbeat,
+            KIND_VIEWER_MESSAGE => {
+                Message::ViewerMessage(ViewerMessage::parse(&wire, LENGTH_PREFIX_LEN + 1)?)
+            }
             _ => return Err(FramingError::Malformed { what: "unknown", why: "unknown kind byte" }),
         };
         Ok(Some(message))

@@ -13,6 +13,7 @@
 //!                          'R'   refused: UTF-8 reason, then the server closes
 //!                          'B'   goodbye: UTF-8 reason, then the sender closes
 //!                          'K'   heartbeat: nothing more; a quiet source is still there
+//!                          'M'   viewer message: name, path, payload (viewer → source)
 //! ```
 //!
 //! Both ends open with a [`Hello`]; after that a source (drone or cache-server) sends only
@@ -54,7 +55,9 @@ pub mod sniff;
 pub mod text;
 
 pub use codec::{FramingError, MessageCodec};
-pub use message::{Encoding, Frame, FrameHeader, Hello, Message, Role};
+pub use message::{
+    Encoding, Frame, FrameHeader, Hello, Message, Role, ViewerMessage, features, flags,
+};
 
 /// The protocol version this build speaks. Peers with another version are refused.
 pub const PROTOCOL_VERSION: u16 = 1;

@@ -9,6 +9,7 @@ pub(crate) const KIND_FRAME: u8 = b'F';
 pub(crate) const KIND_REFUSED: u8 = b'R';
 pub(crate) const KIND_GOODBYE: u8 = b'B';
 pub(crate) const KIND_HEARTBEAT: u8 = b'K';
+pub(crate) const KIND_VIEWER_MESSAGE: u8 = b'M';
 
 /// Longest agent name a hello carries, in bytes.
 pub const MAX_AGENT_LEN: usize = 255;
@@ -16,6 +17,33 @@ pub const MAX_AGENT_LEN: usize = 255;
 pub const MAX_TOKEN_LEN: usize = 1024;
 /// Longest stream name a hello carries, in bytes.
 pub const MAX_STREAM_LEN: usize = 255;
+/// Longest viewer name a hello or a viewer message carries, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// Largest payload of a viewer message, in bytes.
+pub const MAX_PAYLOAD_LEN: usize = 4096;
+/// Most relays a viewer message may pass through; one that has passed more is dropped (it
+/// is going round in a loop of relays).
+pub const MAX_HOPS: usize = 8;
+/// Longest entry of a viewer message's path, in bytes.
+pub const MAX_HOP_LEN: usize = 255;
+/// Largest viewer message on the wire: payload, name and a full path, with their lengths.
+pub const MAX_VIEWER_MESSAGE_LEN: usize =
+    1 + 1 + MAX_NAME_LEN + 1 + MAX_HOPS * (1 + MAX_HOP_LEN) + MAX_PAYLOAD_LEN;
+
+/// What a hello's `features` field says its sender does beyond the base protocol. A peer
+/// uses a feature only when the other side's hello announces it; older peers send none.
+pub mod features {
+    /// A source that takes viewer messages ([`super::ViewerMessage`]) and hands them on.
+    pub const VIEWER_MESSAGES: u32 = 1;
+}
+
+/// Bits of a frame's `flags` field.
+pub mod flags {
+    /// The frame's metadata arrived at the source since the previous frame. Without it the
+    /// metadata (if any) is the newest the source had, repeated so that a viewer who skipped
+    /// frames still has it.
+    pub const META_FRESH: u16 = 1;
+}
 
 /// Bytes of the frame header that follow the kind byte:
 /// encoding, flags, seq, capture time, width, height, metadata length.
@@ -38,6 +66,8 @@ pub enum Message {
     /// "Still here": a source sends one whenever it has sent nothing for a while (no fresh
     /// frames), so a viewer can tell a quiet source from a dead link.
     Heartbeat,
+    /// Data from a viewer for the source, relayed upstream hop by hop.
+    ViewerMessage(ViewerMessage),
 }
 
 impl Message {
@@ -49,6 +79,7 @@ impl Message {
             Message::Refused(_) => "refused",
             Message::Goodbye(_) => "goodbye",
             Message::Heartbeat => "heartbeat",
+            Message::ViewerMessage(_) => "viewer message",
         }
     }
 
@@ -91,6 +122,11 @@ pub struct Hello {
     pub token: Bytes,
     /// Name of the stream asked for or served. Reserved: sent empty and ignored by this version.
     pub stream: String,
+    /// A viewer's name for itself (`ground-1`), shown by servers in logs and `/state`; empty
+    /// from a source. Escaped like the agent.
+    pub name: String,
+    /// What the sender does beyond the base protocol ([`features`]).
+    pub features: u32,
 }
 
 impl Hello {
@@ -102,6 +138,8 @@ impl Hello {
             agent: agent.to_owned(),
             token: Bytes::new(),
             stream: String::new(),
+            name: String::new(),
+            features: 0,
         }
     }
 
@@ -112,7 +150,9 @@ impl Hello {
         let agent = utf8_prefix(&self.agent, MAX_AGENT_LEN);
         let token = &self.token[..self.token.len().min(MAX_TOKEN_LEN)];
         let stream = utf8_prefix(&self.stream, MAX_STREAM_LEN);
-        let mut body = BytesMut::with_capacity(16 + agent.len() + token.len() + stream.len());
+        let name = utf8_prefix(&self.name, MAX_NAME_LEN);
+        let mut body =
+            BytesMut::with_capacity(21 + agent.len() + token.len() + stream.len() + name.len());
         body.put_u8(KIND_HELLO);
         body.put_slice(&MAGIC);
         body.put_u16(self.version);
@@ -123,6 +163,10 @@ impl Hello {
         body.put_slice(token);
         body.put_u16(stream.len() as u16);
         body.put_slice(stream.as_bytes());
+        // Added after version 1's fields, which older peers read up to and ignore what follows.
+        body.put_u8(name.len() as u8);
+        body.put_slice(name.as_bytes());
+        body.put_u32(self.features);
         prefixed(body)
     }
 
@@ -151,12 +195,23 @@ impl Hello {
         if !crate::text::is_printable(stream) {
             return Err(bad("stream name has control characters"));
         }
+        // The fields added since: absent from an older peer's hello.
+        let name = match body.first() {
+            Some(&len) => {
+                body.advance(1);
+                take(&mut body, len as usize).ok_or(bad("name runs past the end"))?
+            }
+            None => &[],
+        };
+        let features = if body.remaining() >= 4 { body.get_u32() } else { 0 };
         Ok(Hello {
             version,
             role,
             agent,
             token: Bytes::copy_from_slice(token),
             stream: stream.to_owned(),
+            name: crate::text::printable(name),
+            features,
         })
     }
 }
@@ -218,12 +273,17 @@ impl Frame {
     /// Builds a frame around an encoded image. Only the head (≈ 40 bytes plus `meta`) is
     /// written here; `payload` is kept by reference.
     pub fn new(header: FrameHeader, meta: &[u8], payload: Bytes) -> Frame {
+        Frame::with_flags(header, 0, meta, payload)
+    }
+
+    /// [`Frame::new`] with `flags` set ([`flags`]).
+    pub fn with_flags(header: FrameHeader, flags: u16, meta: &[u8], payload: Bytes) -> Frame {
         let body_len = 1 + FRAME_HEADER_LEN + meta.len() + payload.len();
         let mut head = BytesMut::with_capacity(FRAME_META_OFFSET + meta.len());
         head.put_u64(body_len as u64);
         head.put_u8(KIND_FRAME);
         head.put_u8(header.encoding.to_u8());
-        head.put_u16(0); // flags: none defined yet
+        head.put_u16(flags);
         head.put_u64(header.seq);
         head.put_u64(header.capture_us);
         head.put_u32(header.width);
@@ -265,6 +325,17 @@ impl Frame {
         &self.head[FRAME_META_OFFSET..]
     }
 
+    /// The frame's flags ([`flags`]); bits this version does not know are kept.
+    pub fn flags(&self) -> u16 {
+        u16::from_be_bytes([self.head[LENGTH_PREFIX_LEN + 2], self.head[LENGTH_PREFIX_LEN + 3]])
+    }
+
+    /// True when the metadata arrived at the source since the previous frame
+    /// ([`flags::META_FRESH`]); false when it is repeated, or there is none.
+    pub fn meta_is_fresh(&self) -> bool {
+        self.flags() & flags::META_FRESH != 0
+    }
+
     /// The encoded image.
     pub fn payload(&self) -> &Bytes {
         &self.payload
@@ -279,6 +350,80 @@ impl Frame {
     /// Length of [`Frame::wire`] in bytes.
     pub fn wire_len(&self) -> usize {
         self.head.len() + self.payload.len()
+    }
+}
+
+/// Data a viewer sends its source: a command, an acknowledgement, anything up to
+/// [`MAX_PAYLOAD_LEN`] bytes. Each relay it passes through adds where it came from to its
+/// `path`, so the source learns who said it however many relays away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewerMessage {
+    /// The viewer's name, as its hello gave it; set by the first server that receives it
+    /// (a viewer sends it empty). Escaped for printing.
+    pub name: String,
+    /// Where the message came from, one entry per hop, the viewer's own first
+    /// (`client/0.1.0@10.0.0.5:50412`, then each relay's). Escaped for printing.
+    pub path: Vec<String>,
+    /// The data, untouched.
+    pub payload: Bytes,
+}
+
+impl ViewerMessage {
+    /// A message as a viewer sends it: just the payload (cut at [`MAX_PAYLOAD_LEN`]).
+    pub fn new(payload: impl Into<Bytes>) -> ViewerMessage {
+        let mut payload = payload.into();
+        payload.truncate(MAX_PAYLOAD_LEN);
+        ViewerMessage { name: String::new(), path: Vec::new(), payload }
+    }
+
+    /// Encodes the message, length prefix included. Fields over their limits are cut.
+    pub fn to_bytes(&self) -> Bytes {
+        let name = utf8_prefix(&self.name, MAX_NAME_LEN);
+        let hops = &self.path[..self.path.len().min(MAX_HOPS)];
+        let payload = &self.payload[..self.payload.len().min(MAX_PAYLOAD_LEN)];
+        let mut body = BytesMut::with_capacity(4 + name.len() + hops.len() * 64 + payload.len());
+        body.put_u8(KIND_VIEWER_MESSAGE);
+        body.put_u8(name.len() as u8);
+        body.put_slice(name.as_bytes());
+        body.put_u8(hops.len() as u8);
+        for hop in hops {
+            let hop = utf8_prefix(hop, MAX_HOP_LEN);
+            body.put_u8(hop.len() as u8);
+            body.put_slice(hop.as_bytes());
+        }
+        body.put_slice(payload);
+        prefixed(body)
+    }
+
+    /// Parses a viewer message's body (after the kind byte); `wire` is the whole message, for
+    /// taking the payload without a copy.
+    pub(crate) fn parse(wire: &Bytes, body_at: usize) -> Result<ViewerMessage, FramingError> {
+        let bad = |why| FramingError::Malformed { what: "viewer message", why };
+        let mut body = &wire[body_at..];
+        let name_len = *body.first().ok_or(bad("too short"))? as usize;
+        body.advance(1);
+        let name = take(&mut body, name_len).ok_or(bad("name runs past the end"))?;
+        if name.len() > MAX_NAME_LEN {
+            return Err(bad("name longer than 64 bytes"));
+        }
+        let hops = *body.first().ok_or(bad("no path"))? as usize;
+        body.advance(1);
+        if hops > MAX_HOPS {
+            return Err(bad("passed through more than 8 relays"));
+        }
+        let mut path = Vec::with_capacity(hops);
+        for _ in 0..hops {
+            let len = *body.first().ok_or(bad("path runs past the end"))? as usize;
+            body.advance(1);
+            path.push(crate::text::printable(
+                take(&mut body, len).ok_or(bad("path runs past the end"))?,
+            ));
+        }
+        if body.len() > MAX_PAYLOAD_LEN {
+            return Err(bad("payload longer than 4096 bytes"));
+        }
+        let payload = wire.slice(wire.len() - body.len()..);
+        Ok(ViewerMessage { name: crate::text::printable(name), path, payload })
     }
 }
 

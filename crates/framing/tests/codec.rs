@@ -7,7 +7,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use framing::{
     DEFAULT_MAX_MESSAGE_LEN, Encoding, Frame, FrameHeader, FramingError, Hello, LENGTH_PREFIX_LEN,
-    MAX_CONTROL_LEN, Message, MessageCodec, PROTOCOL_VERSION, Role,
+    MAX_CONTROL_LEN, Message, MessageCodec, PROTOCOL_VERSION, Role, ViewerMessage,
 };
 use tokio_util::codec::Decoder;
 
@@ -90,6 +90,8 @@ fn hello_round_trips_every_field() -> Result {
         agent: "client/0.1.0 (linux)".into(),
         token: Bytes::from_static(b"\x00s3cret\xff"),
         stream: "front-camera/é".into(),
+        name: "ground-1".into(),
+        features: 0x8000_0001,
     };
     let mut buf = BytesMut::from(&sent.to_bytes()[..]);
 
@@ -101,6 +103,7 @@ fn hello_round_trips_every_field() -> Result {
     assert_eq!(got.agent, "client/0.1.0 (linux)");
     assert_eq!(&got.token[..], b"\x00s3cret\xff");
     assert_eq!(got.stream, "front-camera/é");
+    assert_eq!((got.name.as_str(), got.features), ("ground-1", 0x8000_0001));
     assert_eq!(got, sent);
     assert!(buf.is_empty(), "the hello is consumed exactly");
     Ok(())
@@ -618,13 +621,90 @@ fn end_of_stream_inside_a_length_prefix_is_truncated() {
 #[test]
 fn the_hello_example_in_the_protocol_doc_is_exact() -> Result {
     let doc = unhex(
-        "00 00 00 00 00 00 00 19  48  44 43 53 54  00 01  02  0c \
-         63 6c 69 65 6e 74 2f 30 2e 31 2e 30  00 00  00 00",
+        "00 00 00 00 00 00 00 22  48  44 43 53 54  00 01  02  0c \
+         63 6c 69 65 6e 74 2f 30 2e 31 2e 30  00 00  00 00  04  67 6e 64 31  00 00 00 00",
     );
-    let hello = Hello::new(Role::Viewer, "client/0.1.0");
+    let hello = Hello { name: "gnd1".into(), ..Hello::new(Role::Viewer, "client/0.1.0") };
     assert_eq!(&hello.to_bytes()[..], &doc[..]);
     let got = MessageCodec::new().decode(&mut BytesMut::from(&doc[..]))?;
     assert_eq!(got, Some(Message::Hello(hello)));
+    Ok(())
+}
+
+/// A hello as the first release wrote it, without the name and features that later ones
+/// append: it still decodes, to an empty name and no features.
+#[test]
+fn an_older_peers_hello_decodes_with_no_name_and_no_features() -> Result {
+    let old = unhex(
+        "00 00 00 00 00 00 00 19  48  44 43 53 54  00 01  02  0c \
+         63 6c 69 65 6e 74 2f 30 2e 31 2e 30  00 00  00 00",
+    );
+    let got = MessageCodec::new().decode(&mut BytesMut::from(&old[..]))?;
+    assert_eq!(got, Some(Message::Hello(Hello::new(Role::Viewer, "client/0.1.0"))));
+    Ok(())
+}
+
+#[test]
+fn the_viewer_message_example_in_the_protocol_doc_is_exact() -> Result {
+    let doc = unhex(
+        "00 00 00 00 00 00 00 17  4d  04 67 6e 64 31  02  05 61 40 31 3a 32  05 62 40 33 3a 34 \
+         68 6f 6d 65",
+    );
+    let message = ViewerMessage {
+        name: "gnd1".into(),
+        path: vec!["a@1:2".into(), "b@3:4".into()],
+        payload: Bytes::from_static(b"home"),
+    };
+    assert_eq!(&message.to_bytes()[..], &doc[..]);
+    let (mut codec, mut buf) = after_hello();
+    buf.extend_from_slice(&doc);
+    assert_eq!(codec.decode(&mut buf)?, Some(Message::ViewerMessage(message)));
+    Ok(())
+}
+
+#[test]
+fn viewer_messages_over_their_limits_are_malformed() {
+    let payload = Bytes::from(vec![b'x'; framing::message::MAX_PAYLOAD_LEN + 1]);
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("a payload of 4097 bytes", {
+            let mut body = vec![b'M', 0, 0];
+            body.extend_from_slice(&payload);
+            body
+        }),
+        ("nine hops", {
+            let mut body = vec![b'M', 0, 9];
+            body.extend(std::iter::repeat_n([1, b'h'], 9).flatten());
+            body
+        }),
+        ("a name running past the end", vec![b'M', 200, b'a']),
+    ];
+    for (what, body) in cases {
+        let (mut codec, mut buf) = after_hello();
+        buf.extend_from_slice(&(body.len() as u64).to_be_bytes());
+        buf.extend_from_slice(&body);
+        let err = codec.decode(&mut buf).expect_err(what);
+        assert!(
+            matches!(err, FramingError::Malformed { what: "viewer message", .. }),
+            "{what}: {err:?}"
+        );
+    }
+    // What a sender writes always fits: over-long fields are cut.
+    let message = ViewerMessage::new(payload);
+    assert_eq!(message.payload.len(), framing::message::MAX_PAYLOAD_LEN);
+}
+
+#[test]
+fn frame_flags_travel_and_say_whether_the_metadata_is_fresh() -> Result {
+    let (mut codec, mut buf) = after_hello();
+    let header = sample_frame().header().to_owned();
+    let fresh = Frame::with_flags(header, framing::flags::META_FRESH | 0x8000, b"{}", Bytes::new());
+    buf.extend_from_slice(&wire_of(&fresh));
+    buf.extend_from_slice(&wire_of(&Frame::new(header, b"{}", Bytes::new())));
+    let Some(Message::Frame(got)) = codec.decode(&mut buf)? else { panic!("a frame") };
+    assert!(got.meta_is_fresh());
+    assert_eq!(got.flags(), 0x8001, "unknown bits are kept for relays");
+    let Some(Message::Frame(got)) = codec.decode(&mut buf)? else { panic!("a frame") };
+    assert!(!got.meta_is_fresh());
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use framing::{
     Encoding, Frame, FrameHeader, Hello, LENGTH_PREFIX_LEN, MAX_CONTROL_LEN, Message, MessageCodec,
-    PROTOCOL_VERSION, Role,
+    PROTOCOL_VERSION, Role, ViewerMessage,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -20,12 +20,25 @@ fn hello() -> impl Strategy<Value = Hello> {
     let agent =
         vec(0x20u8..0x7f, 0..=255).prop_map(|ascii| String::from_utf8(ascii).expect("ascii"));
     let token = vec(any::<u8>(), 0..=32).prop_map(Bytes::from);
-    (role(), agent, token, "\\PC{0,16}").prop_map(|(role, agent, token, stream)| Hello {
-        version: PROTOCOL_VERSION,
-        role,
-        agent,
-        token,
-        stream,
+    let name = "\\PC{0,16}";
+    (role(), agent, token, "\\PC{0,16}", name, any::<u32>()).prop_map(
+        |(role, agent, token, stream, name, features)| Hello {
+            version: PROTOCOL_VERSION,
+            role,
+            agent,
+            token,
+            stream,
+            name,
+            features,
+        },
+    )
+}
+
+/// A viewer message as a relay forwards it: a name, a path, a payload.
+fn viewer_message() -> impl Strategy<Value = ViewerMessage> {
+    let hop = "\\PC{0,40}";
+    ("\\PC{0,16}", vec(hop, 0..=8), vec(any::<u8>(), 0..=4096)).prop_map(|(name, path, payload)| {
+        ViewerMessage { name, path, payload: Bytes::from(payload) }
     })
 }
 
@@ -50,8 +63,11 @@ fn frame() -> impl Strategy<Value = Frame> {
 
 /// A whole connection as a source sends it: hello, frames and heartbeats, maybe a goodbye.
 fn session() -> impl Strategy<Value = Vec<Message>> {
-    let frame_or_beat =
-        prop_oneof![4 => frame().prop_map(Message::Frame), 1 => Just(Message::Heartbeat)];
+    let frame_or_beat = prop_oneof![
+        4 => frame().prop_map(Message::Frame),
+        1 => Just(Message::Heartbeat),
+        1 => viewer_message().prop_map(Message::ViewerMessage),
+    ];
     (hello(), vec(frame_or_beat, 0..8), proptest::option::of("\\PC{0,32}")).prop_map(
         |(hello, frames, goodbye)| {
             let mut messages = vec![Message::Hello(hello)];
@@ -72,6 +88,7 @@ fn encode(message: &Message) -> Bytes {
         Message::Refused(reason) => Message::refused(reason),
         Message::Goodbye(reason) => Message::goodbye(reason),
         Message::Heartbeat => Message::heartbeat(),
+        Message::ViewerMessage(message) => message.to_bytes(),
     }
 }
 

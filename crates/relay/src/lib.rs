@@ -18,6 +18,8 @@
 //! - [`http`] — [`HttpServer`]: the same streams as MJPEG over HTTP, and the status pages.
 //! - [`metrics`] — the Prometheus text exposition of a hub.
 //! - [`subscriber`] — [`subscribe`] and [`Subscription`]: dial a source, read its frames.
+//! - [`link`] — [`Link`]: a subscription redialled when it drops, with an [`Outbox`] for
+//!   messages to the source.
 //! - [`socket`] — the TCP options every connection gets (no-delay, keepalive, low watermark).
 //! - [`backoff`] — capped exponential pauses between retries.
 //! - [`clock`] — capture timestamps in µs since the Unix epoch.
@@ -29,6 +31,7 @@ pub mod backoff;
 pub mod clock;
 pub mod http;
 pub mod hub;
+pub mod link;
 pub mod metrics;
 pub mod server;
 pub mod socket;
@@ -39,6 +42,7 @@ pub mod viewers;
 pub use backoff::Backoff;
 pub use http::{HttpConfig, HttpServer};
 pub use hub::Hub;
+pub use link::{Event, Link, Outbox};
 pub use server::{Server, ServerConfig};
 pub use stream::{FrameTooLarge, SourceStatus, Stream};
 pub use subscriber::{SubscribeError, SubscribeOptions, Subscription, subscribe};

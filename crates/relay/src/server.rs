@@ -8,12 +8,17 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Buf;
-use framing::{MAX_CONTROL_LEN, Message, MessageCodec, Role};
+use framing::message::{MAX_HOPS, MAX_VIEWER_MESSAGE_LEN};
+use framing::{MAX_CONTROL_LEN, Message, MessageCodec, Role, ViewerMessage, features};
 use futures_util::StreamExt;
+use governor::clock::DefaultClock;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -47,6 +52,9 @@ pub struct ServerConfig {
     /// A viewer that got nothing for this long gets a heartbeat, so that it can tell a quiet
     /// source (drone restarting, camera unplugged) from a dead link.
     pub heartbeat_every: Duration,
+    /// Messages a second each viewer may send its source (and as many at once); more are
+    /// dropped and counted, never queued.
+    pub messages_per_second: u32,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +67,7 @@ impl Default for ServerConfig {
             viewer_timeout: Duration::from_secs(30),
             notsent_lowat: Some(16 * 1024),
             heartbeat_every: Duration::from_millis(500),
+            messages_per_second: 20,
         }
     }
 }
@@ -238,9 +247,10 @@ struct Viewer {
     http_hint: Option<Arc<str>>,
 }
 
-/// A viewer past its hello: the stream it asked for.
+/// A viewer past its hello: who it is and the stream it asked for.
 struct Hello {
     agent: String,
+    name: String,
     stream: String,
 }
 
@@ -286,7 +296,7 @@ impl Viewer {
             }
         };
         drop(handshaking);
-        let Hello { agent, stream } = hello;
+        let Hello { agent, name, stream } = hello;
         let Some(stream) = self.hub.stream(&stream) else {
             let known = self.hub.stream_names().join(", ");
             warn!(%agent, %stream, "refusing viewer: no such stream");
@@ -303,7 +313,12 @@ impl Viewer {
             refuse(&mut write, &reason, &self.shutdown).await;
             return;
         };
-        let mut ours = framing::Hello::new(Role::Source, &self.hub.config().agent).to_bytes();
+        let ours = framing::Hello {
+            stream: stream.name().to_owned(),
+            features: if stream.takes_messages() { features::VIEWER_MESSAGES } else { 0 },
+            ..framing::Hello::new(Role::Source, &self.hub.config().agent)
+        };
+        let mut ours = ours.to_bytes();
         match self.send(&mut write, &mut ours).await {
             Ok(Sent::Whole) => {}
             Ok(Sent::Stopped) => return debug!("shutting down during the handshake"),
@@ -312,18 +327,25 @@ impl Viewer {
                 return warn!(%err, "dropped peer during handshake");
             }
         }
-        let identity = ViewerIdentity { peer, protocol: Protocol::Tcp, agent: agent.clone() };
+        // Viewers may now send messages, which are larger than a hello.
+        read.decoder_mut().set_max_len(MAX_VIEWER_MESSAGE_LEN);
+        let identity = ViewerIdentity {
+            peer,
+            protocol: Protocol::Tcp,
+            agent: agent.clone(),
+            name: name.clone(),
+        };
         let place = stream.viewers().join(identity);
-        info!(%agent, viewers = stream.viewers().count(), "viewer joined");
+        info!(%agent, %name, viewers = stream.viewers().count(), "viewer joined");
         let outcome = self.stream_frames(&stream, &place, &mut read, &mut write).await;
         let frames = place.entry().frames_sent();
         drop(place);
         let viewers = stream.viewers().count();
         match outcome {
-            Ok(why) => info!(%peer, frames, viewers, "viewer left: {why}"),
+            Ok(why) => info!(%peer, %name, frames, viewers, "viewer left: {why}"),
             Err(err) => {
                 self.hub.dropped.add(err.reason());
-                warn!(%peer, frames, viewers, %err, "viewer dropped");
+                warn!(%peer, %name, frames, viewers, %err, "viewer dropped");
             }
         }
     }
@@ -349,7 +371,7 @@ impl Viewer {
         if hello.role != Role::Viewer {
             return Err(ViewerError::NotAViewer);
         }
-        Ok(Hello { agent: hello.agent, stream: hello.stream })
+        Ok(Hello { agent: hello.agent, name: hello.name, stream: hello.stream })
     }
 
     /// A web browser opened the dronecast port: one line in HTTP saying where to go instead.
@@ -381,6 +403,7 @@ impl Viewer {
     ) -> Result<&'static str, ViewerError> {
         let mut latest = stream.subscribe();
         let mut beats = self.beats.clone();
+        let mut inbound = Inbound::new(self.hub.config().messages_per_second);
         // A new viewer gets the cached frame at once, not at the next capture.
         latest.mark_changed();
         let mut wrote_since_beat = false;
@@ -395,6 +418,10 @@ impl Viewer {
                     None => return Ok("closed the connection"),
                     Some(Ok(Message::Goodbye(_))) => return Ok("said goodbye"),
                     Some(Ok(Message::Heartbeat)) => continue,
+                    Some(Ok(Message::ViewerMessage(message))) => {
+                        inbound.take(stream, place, message);
+                        continue;
+                    }
                     Some(Ok(other)) => return Err(ViewerError::Unexpected(other.name())),
                     Some(Err(err)) => return Err(err.into()),
                 },
@@ -448,6 +475,56 @@ impl Viewer {
                 };
                 let _ = timeout(SHUTDOWN_GRACE, finish).await;
                 Ok(Sent::Stopped)
+            }
+        }
+    }
+}
+
+/// What a viewer sends its source: rate-limited, stamped with who sent it, handed on.
+struct Inbound {
+    limit: RateLimiter<NotKeyed, InMemoryState, DefaultClock>,
+    per_second: u32,
+    /// Said once per connection, so a flood makes one log line, not thousands.
+    warned: bool,
+}
+
+impl Inbound {
+    fn new(per_second: u32) -> Inbound {
+        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+        Inbound { limit: RateLimiter::direct(Quota::per_second(rate)), per_second, warned: false }
+    }
+
+    /// Adds this hop to the message's path (and the viewer's name, if the message has none
+    /// yet) and offers it to the source; over the viewer's rate, or with the source's inbox
+    /// full, it is dropped and counted.
+    fn take(&mut self, stream: &Stream, place: &ViewerGuard, mut message: ViewerMessage) {
+        let entry = place.entry();
+        let identity = entry.identity();
+        if self.limit.check().is_err() {
+            entry.message(false);
+            stream.count_dropped_message();
+            if !std::mem::replace(&mut self.warned, true) {
+                let per_second = self.per_second;
+                warn!(per_second, "viewer sends messages faster than allowed; dropping the excess");
+            }
+            return;
+        }
+        if message.path.len() >= MAX_HOPS {
+            entry.message(false);
+            stream.count_dropped_message();
+            return warn!(path = ?message.path, "viewer message dropped: it has passed {MAX_HOPS} relays (a loop?)");
+        }
+        if message.name.is_empty() {
+            message.name = identity.name.clone();
+        }
+        message.path.push(format!("{}@{}", identity.agent, identity.peer));
+        match stream.offer_message(message) {
+            Ok(()) => entry.message(true),
+            Err(err) => {
+                entry.message(false);
+                if !std::mem::replace(&mut self.warned, true) {
+                    warn!(%err, "viewer message dropped");
+                }
             }
         }
     }

@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use framing::ViewerMessage;
 use framing::{DEFAULT_MAX_MESSAGE_LEN, Frame, LENGTH_PREFIX_LEN};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::Latest;
 use crate::clock::now_us;
@@ -72,6 +73,10 @@ pub struct Totals {
     pub bytes_out: u64,
     /// Frames a viewer did not get because a newer one replaced it while its socket was busy.
     pub frames_skipped: u64,
+    /// Viewer messages handed to the source.
+    pub messages_in: u64,
+    /// Viewer messages dropped: over a viewer's rate, or the source's inbox full.
+    pub messages_dropped: u64,
 }
 
 /// Rates over the last second or so.
@@ -106,6 +111,21 @@ pub struct Stream {
     viewers: Arc<ViewerTable>,
     /// Frames are wanted until then even with no viewer (someone asked for a snapshot).
     wanted_until: watch::Sender<Option<Instant>>,
+    /// Where viewer messages go, when the source takes them.
+    inbox: Mutex<Option<mpsc::Sender<ViewerMessage>>>,
+    messages_in: AtomicU64,
+    messages_dropped: AtomicU64,
+}
+
+/// Why a viewer message was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MessageDropped {
+    /// The source takes no messages.
+    #[error("this stream's source takes no viewer messages")]
+    NotTaken,
+    /// The source's inbox is full: it reads them slower than they come.
+    #[error("the source's inbox is full")]
+    InboxFull,
 }
 
 impl Stream {
@@ -132,6 +152,9 @@ impl Stream {
             age: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             viewers: Arc::new(ViewerTable::default()),
             wanted_until: watch::Sender::new(None),
+            inbox: Mutex::new(None),
+            messages_in: AtomicU64::new(0),
+            messages_dropped: AtomicU64::new(0),
         }
     }
 
@@ -220,6 +243,45 @@ impl Stream {
         self.wanted_until.subscribe()
     }
 
+    /// From now on the stream takes viewer messages: they arrive on the returned receiver,
+    /// at most `capacity` waiting (more are dropped and counted, never queued without bound).
+    pub fn take_messages(&self, capacity: usize) -> mpsc::Receiver<ViewerMessage> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        if let Ok(mut inbox) = self.inbox.lock() {
+            *inbox = Some(tx);
+        }
+        rx
+    }
+
+    /// True when the stream's source takes viewer messages (and so its servers announce it).
+    pub fn takes_messages(&self) -> bool {
+        self.inbox.lock().is_ok_and(|inbox| inbox.as_ref().is_some_and(|tx| !tx.is_closed()))
+    }
+
+    /// Hands a viewer message to the source, never waiting.
+    pub fn offer_message(&self, message: ViewerMessage) -> Result<(), MessageDropped> {
+        let sent = match self.inbox.lock() {
+            Ok(inbox) => match inbox.as_ref() {
+                Some(tx) => tx.try_send(message).map_err(|err| match err {
+                    mpsc::error::TrySendError::Full(_) => MessageDropped::InboxFull,
+                    mpsc::error::TrySendError::Closed(_) => MessageDropped::NotTaken,
+                }),
+                None => Err(MessageDropped::NotTaken),
+            },
+            Err(_) => Err(MessageDropped::NotTaken),
+        };
+        match sent {
+            Ok(()) => self.messages_in.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.messages_dropped.fetch_add(1, Ordering::Relaxed),
+        };
+        sent
+    }
+
+    /// Counts a message dropped before it was offered (over its viewer's rate).
+    pub(crate) fn count_dropped_message(&self) {
+        self.messages_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Frames published so far; a viewer compares two readings to count what it skipped.
     pub fn frames_published(&self) -> u64 {
         self.counters.frames_in.load(Ordering::Relaxed)
@@ -243,6 +305,8 @@ impl Stream {
             frames_out: c.frames_out.load(Ordering::Relaxed),
             bytes_out: c.bytes_out.load(Ordering::Relaxed),
             frames_skipped: c.frames_skipped.load(Ordering::Relaxed),
+            messages_in: self.messages_in.load(Ordering::Relaxed),
+            messages_dropped: self.messages_dropped.load(Ordering::Relaxed),
         }
     }
 

@@ -5,7 +5,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use framing::{DEFAULT_MAX_MESSAGE_LEN, Frame, FramingError, Hello, Message, MessageCodec, Role};
+use framing::{
+    DEFAULT_MAX_MESSAGE_LEN, Frame, FramingError, Hello, Message, MessageCodec, Role,
+    ViewerMessage, features,
+};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -20,6 +23,8 @@ use crate::socket;
 pub struct SubscribeOptions {
     /// Our name in the hello, for the source's logs (`"client/0.1.0"`).
     pub agent: String,
+    /// The name we give ourselves (`"ground-1"`), which servers show and put on our messages.
+    pub name: String,
     /// Largest message accepted from the source.
     pub max_message_len: usize,
     /// Time allowed for one TCP connect. Long enough for one SYN retransmission (at 1 s), short
@@ -38,6 +43,7 @@ impl Default for SubscribeOptions {
     fn default() -> Self {
         SubscribeOptions {
             agent: concat!("dronecast/", env!("CARGO_PKG_VERSION")).into(),
+            name: String::new(),
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             connect_timeout: Duration::from_millis(1500),
             handshake_timeout: Duration::from_secs(5),
@@ -98,6 +104,23 @@ pub enum SubscribeError {
     /// The source's hello says it is a viewer.
     #[error("{addr} is a viewer, not a source (wrong port?)")]
     NotASource {
+        /// Where we dialled.
+        addr: String,
+    },
+    /// The source closed the stream, or the link broke, and the viewer was told not to
+    /// reconnect.
+    #[error("{why}")]
+    Closed {
+        /// Where we dialled.
+        addr: String,
+        /// What happened.
+        why: String,
+    },
+    /// The source takes no viewer messages.
+    #[error(
+        "{addr} takes no viewer messages (an older server, or a source with nowhere to send them)"
+    )]
+    NoMessages {
         /// Where we dialled.
         addr: String,
     },
@@ -173,7 +196,8 @@ pub async fn subscribe(
         addr: addr.to_owned(),
         cause: FramingError::Io(err),
     };
-    let ours = Hello::new(Role::Viewer, &options.agent).to_bytes();
+    let ours = Hello { name: options.name.clone(), ..Hello::new(Role::Viewer, &options.agent) };
+    let ours = ours.to_bytes();
     timeout(wait, write.write_all(&ours)).await.map_err(|_| timed_out())?.map_err(io_err)?;
     let hello = match timeout(wait, read.next()).await.map_err(|_| timed_out())? {
         None => return Err(SubscribeError::ClosedEarly { addr: addr.to_owned() }),
@@ -209,6 +233,28 @@ impl Subscription {
     /// The address this subscription dialled.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// True when the source takes viewer messages (its hello says so).
+    pub fn takes_messages(&self) -> bool {
+        self.hello.features & features::VIEWER_MESSAGES != 0
+    }
+
+    /// Sends the source a message. Fails with [`SubscribeError::NoMessages`] when the source
+    /// takes none (an older server), and like [`Subscription::next_frame`] when the link is
+    /// dead: a source that takes no byte of it within the idle timeout.
+    pub async fn send_message(&mut self, message: &ViewerMessage) -> Result<(), SubscribeError> {
+        if !self.takes_messages() {
+            return Err(SubscribeError::NoMessages { addr: self.addr.clone() });
+        }
+        let wait = self.idle_timeout;
+        match timeout(wait, self.write.write_all(&message.to_bytes())).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => {
+                Err(SubscribeError::Protocol { addr: self.addr.clone(), cause: err.into() })
+            }
+            Err(_) => Err(SubscribeError::Idle { addr: self.addr.clone(), wait, pending: 0 }),
+        }
     }
 
     /// The next frame; `Ok(None)` when the source said goodbye or closed cleanly between

@@ -38,6 +38,8 @@ pub struct ViewerIdentity {
     pub protocol: Protocol,
     /// The program (a hello's agent, an HTTP User-Agent), escaped for printing.
     pub agent: String,
+    /// The viewer's name for itself (a hello's name); empty when it gave none.
+    pub name: String,
 }
 
 /// One viewer's entry: its identity and counters, updated by its task as it goes.
@@ -53,6 +55,8 @@ pub struct ViewerEntry {
     frame_age_us: AtomicU64,
     /// The stream's publish count when this viewer last picked a frame; 0 before the first.
     last_pick: AtomicU64,
+    messages_sent: AtomicU64,
+    messages_dropped: AtomicU64,
 }
 
 impl ViewerEntry {
@@ -80,6 +84,17 @@ impl ViewerEntry {
     pub fn frames_sent(&self) -> u64 {
         self.frames_sent.load(Ordering::Relaxed)
     }
+
+    /// Counts a message from this viewer handed to the source (`taken`) or dropped.
+    pub(crate) fn message(&self, taken: bool) {
+        let counter = if taken { &self.messages_sent } else { &self.messages_dropped };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The viewer's identity.
+    pub fn identity(&self) -> &ViewerIdentity {
+        &self.identity
+    }
 }
 
 /// A viewer as `/state` shows it.
@@ -93,6 +108,8 @@ pub struct ViewerSnapshot {
     pub peer: String,
     /// The program it says it is.
     pub agent: String,
+    /// The name it gave itself.
+    pub name: String,
     /// When it joined, seconds since the Unix epoch.
     pub since_unix_s: f64,
     /// Seconds connected.
@@ -105,6 +122,10 @@ pub struct ViewerSnapshot {
     pub bytes_sent: u64,
     /// Age of the last frame written to it when the write completed, ms.
     pub frame_age_ms: f64,
+    /// Messages it sent that were handed to the source.
+    pub messages_sent: u64,
+    /// Messages it sent that were dropped (over its rate, or the source's inbox full).
+    pub messages_dropped: u64,
 }
 
 /// The viewers of one stream.
@@ -136,6 +157,8 @@ impl ViewerTable {
             bytes_sent: AtomicU64::new(0),
             frame_age_us: AtomicU64::new(0),
             last_pick: AtomicU64::new(0),
+            messages_sent: AtomicU64::new(0),
+            messages_dropped: AtomicU64::new(0),
         });
         if let Ok(mut entries) = self.entries.lock() {
             entries.insert(entry.id, entry.clone());
@@ -175,12 +198,15 @@ impl ViewerTable {
                 protocol: e.identity.protocol,
                 peer: e.identity.peer.to_string(),
                 agent: e.identity.agent.clone(),
+                name: e.identity.name.clone(),
                 since_unix_s: e.since.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
                 connected_s: now.duration_since(e.since).unwrap_or_default().as_secs_f64(),
                 frames_sent: e.frames_sent.load(Ordering::Relaxed),
                 frames_skipped: e.frames_skipped.load(Ordering::Relaxed),
                 bytes_sent: e.bytes_sent.load(Ordering::Relaxed),
                 frame_age_ms: e.frame_age_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                messages_sent: e.messages_sent.load(Ordering::Relaxed),
+                messages_dropped: e.messages_dropped.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -219,7 +245,8 @@ mod tests {
     use super::*;
 
     fn identity(protocol: Protocol) -> ViewerIdentity {
-        ViewerIdentity { peer: SocketAddr::from(([127, 0, 0, 1], 9)), protocol, agent: "t".into() }
+        let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+        ViewerIdentity { peer, protocol, agent: "t".into(), name: String::new() }
     }
 
     #[test]

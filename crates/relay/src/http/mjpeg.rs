@@ -229,6 +229,7 @@ mod tests {
             peer: ([127, 0, 0, 1], 1).into(),
             protocol: crate::Protocol::Http,
             agent: String::new(),
+            name: String::new(),
         };
         let mut parts = Parts {
             latest: stream.subscribe(),

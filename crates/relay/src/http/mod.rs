@@ -265,6 +265,7 @@ impl Conn {
             peer: self.peer,
             protocol: crate::Protocol::Http,
             agent,
+            name: String::new(),
         };
         mjpeg::response(stream, identity, slot, self.in_flight.clone(), self.shutdown.clone())
     }
