@@ -27,6 +27,8 @@ pub struct CaptureTask {
     /// Where each frame is published; capture pauses while it has no viewers and nobody
     /// wants its frames (unless `always` is set).
     pub stream: Arc<Stream>,
+    /// The newest data to send along with each frame, if there is a source of it.
+    pub meta: Option<Arc<crate::meta::Newest>>,
     /// Capture even with no viewers.
     pub always: bool,
     /// Stops the thread.
@@ -129,7 +131,11 @@ impl CaptureTask {
                         self.stream.update_source(|status| status.state = "up");
                     }
                     // Skipped, not sent: every receiver would drop its connection for it.
-                    match self.stream.publish(Frame::new(header, &[], captured.jpeg)) {
+                    let (meta, fresh) =
+                        self.meta.as_ref().map(|m| m.for_frame()).unwrap_or_default();
+                    let flags = if fresh { framing::flags::META_FRESH } else { 0 };
+                    let frame = Frame::with_flags(header, flags, &meta, captured.jpeg);
+                    match self.stream.publish(frame) {
                         Ok(()) => {
                             oversized.recovered();
                         }

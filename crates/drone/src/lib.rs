@@ -8,6 +8,8 @@
 //!   what lets camera and file frames pass through untouched.
 //! - [`raw`] — raw camera pixels (YUYV, NV12, RGB) to JPEG, for cameras without MJPEG.
 //! - [`capture`] — the capture thread that paces a source and publishes its frames.
+//! - [`meta`] — `--meta-from`: data from a local program, sent along with the frames.
+//! - [`messages`] — `--messages-to`: what viewers send back, to a local program.
 //! - [`run`] — ties the capture thread to a [`relay::Server`] on a listener.
 
 #![forbid(unsafe_code)]
@@ -15,6 +17,8 @@
 
 pub mod capture;
 pub mod jpeg;
+pub mod messages;
+pub mod meta;
 pub mod raw;
 pub mod source;
 
@@ -42,6 +46,10 @@ pub struct Config {
     pub server: ServerConfig,
     /// The name of the stream, which viewers may ask for and relays report.
     pub name: String,
+    /// Where data to send with the frames comes from, if anywhere.
+    pub meta_from: Option<meta::MetaFrom>,
+    /// Where viewer messages go; without it the drone takes none.
+    pub messages_to: Option<messages::MessagesTo>,
 }
 
 impl Default for Config {
@@ -52,6 +60,8 @@ impl Default for Config {
             always_capture: false,
             max_frame_bytes: framing::DEFAULT_MAX_MESSAGE_LEN,
             name: "default".into(),
+            meta_from: None,
+            messages_to: None,
             server: ServerConfig {
                 agent: concat!("drone/", env!("CARGO_PKG_VERSION")).into(),
                 ..ServerConfig::default()
@@ -80,10 +90,19 @@ pub async fn run_with_http(
     let stream = Stream::new(&config.name, config.max_frame_bytes);
     let (hub, stream) = Hub::single(config.server, stream);
     let stop = shutdown.child_token();
+    let meta = match &config.meta_from {
+        Some(from) => Some(meta::start(from, stop.clone()).await?),
+        None => None,
+    };
+    if let Some(to) = &config.messages_to {
+        let inbox = stream.take_messages(messages::BACKLOG);
+        messages::start(to, inbox, stop.clone()).await?;
+    }
     let task = capture::CaptureTask {
         spec: config.source.clone(),
         format: config.format,
         stream: stream.clone(),
+        meta,
         always: config.always_capture,
         stop: stop.clone(),
     };

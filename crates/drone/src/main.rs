@@ -50,6 +50,15 @@ struct Cli {
     #[arg(long, env = "DRONE_MAX_FRAME_BYTES", default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN,
           value_name = "BYTES", value_parser = cli::args::frame_bytes)]
     max_frame_bytes: usize,
+    /// Data to send along with the frames, from a local program: `stdin`, `unix:PATH` or
+    /// `udp:127.0.0.1:PORT`; one JSON object a line (a datagram), up to 64 KiB. The newest
+    /// goes on the next frame, flagged fresh, and stays on later frames until replaced.
+    #[arg(long, env = "DRONE_META_FROM", value_name = "stdin|unix:PATH|udp:ADDR")]
+    meta_from: Option<drone::meta::MetaFrom>,
+    /// Where messages from viewers go, as JSON lines: `stdout`, or `unix:PATH` (a socket any
+    /// number of local programs may read). Without it the drone takes no messages.
+    #[arg(long, env = "DRONE_MESSAGES_TO", value_name = "stdout|unix:PATH")]
+    messages_to: Option<drone::messages::MessagesTo>,
     /// Keep capturing while no relay is connected (by default capture pauses).
     #[arg(long, env = "DRONE_ALWAYS_CAPTURE")]
     always_capture: bool,
@@ -84,6 +93,8 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         max_frame_bytes: cli.max_frame_bytes,
         server,
         name: "default".into(),
+        meta_from: cli.meta_from,
+        messages_to: cli.messages_to,
     };
     let listener = cli::listen(cli.listen)?;
     let http = cli.http.0.map(cli::listen).transpose()?;
