@@ -29,6 +29,7 @@ use dronecast::drone::Format;
 use dronecast::framing::{Frame, Hello, Role};
 use dronecast::relay::Backoff;
 use dronecast::relay::{SubscribeOptions, subscribe};
+use harness::usage::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::RwLock;
@@ -431,17 +432,6 @@ async fn half_header_stall_to_servers() -> anyhow::Result<()> {
 
 // ---- the flood, and memory ------------------------------------------------------------------
 
-/// Resident memory of this process, from `/proc/self/status`.
-fn rss_bytes() -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .context("no VmRSS in /proc/self/status")?;
-    Ok(kib.trim().parse::<u64>()? * 1024)
-}
-
 /// `n` connections to `target`, each closed at once without a byte, `concurrency` at a time.
 /// Returns our addresses.
 async fn connect_close(
@@ -558,7 +548,7 @@ async fn connect_close_flood_and_huge_lengths_leave_memory_flat() -> anyhow::Res
         huge_lengths(port, 100, CONCURRENCY).await?;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (rss_before, log_before) = (rss_bytes()?, logs().len());
+    let (rss_before, log_before) = (Pid::This.rss_bytes()?, logs().len());
     let mark = log_before;
 
     let started = Instant::now();
@@ -578,7 +568,7 @@ async fn connect_close_flood_and_huge_lengths_leave_memory_flat() -> anyhow::Res
     let took = started.elapsed();
 
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (rss_after, log_after) = (rss_bytes()?, logs().len());
+    let (rss_after, log_after) = (Pid::This.rss_bytes()?, logs().len());
     // The captured log lives in this process too: it is not the servers' memory.
     let log_growth = (log_after - log_before) as u64;
     let growth = rss_after.saturating_sub(rss_before).saturating_sub(log_growth);

@@ -1,13 +1,13 @@
 //! Freshness behind a slow link: the drone and the cache-server in one network namespace, one
 //! viewer in another, joined by a veth pair whose server end is shaped with `tc tbf`. Both
-//! namespaces are created here (`testkit::netns`) and removed on every exit path; no traffic
+//! namespaces are created here (`harness::netns`) and removed on every exit path; no traffic
 //! leaves them.
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use testkit::Running;
-use testkit::netns::VethPair;
+use harness::Running;
+use harness::netns::VethPair;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -36,12 +36,12 @@ pub fn measure(link: &SlowLink) -> anyhow::Result<serde_json::Value> {
     pair.shape(link.rate_kbit)?;
     let mut drone = pair.exec(&pair.a, &link.drone);
     let drone = Running::start(drone.args(["--listen", "127.0.0.1:9999", "--source", "test"]))?;
-    drone.wait_for_line("drone serving", PATIENCE)?;
+    drone.blocking_wait_for_line("drone serving", PATIENCE)?;
     let listen = format!("{}:9998", pair.a_addr);
     let mut cache = pair.exec(&pair.a, &link.cache_server);
     cache.args(["--upstream", "127.0.0.1:9999", "--listen", &listen]);
     let cache = Running::start(cache.args(["--notsent-lowat", &link.notsent_lowat.to_string()]))?;
-    cache.wait_for_line("serving viewers", PATIENCE)?;
+    cache.blocking_wait_for_line("serving viewers", PATIENCE)?;
 
     let exe = std::env::current_exe().context("cannot find this program's path")?;
     let out = pair

@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use client::headless;
-use testkit::Running;
+use harness::Running;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +24,7 @@ async fn relays_to_viewers_reports_and_stops_on_sigterm() -> anyhow::Result<()> 
         "--summary-every",
         "0.5",
     ]))?;
-    let addr = cache.wait_for_addr("serving viewers", PATIENCE)?;
+    let addr = cache.blocking_wait_for_addr("serving viewers", PATIENCE)?;
 
     let options = headless::Options {
         frames: Some(90),
@@ -48,11 +48,11 @@ async fn relays_to_viewers_reports_and_stops_on_sigterm() -> anyhow::Result<()> 
         );
         assert_eq!(report.decode_errors, 0, "{report:?}");
     }
-    let status = cache.wait_for_line("upstream up | in", PATIENCE)?;
+    let status = cache.blocking_wait_for_line("upstream up | in", PATIENCE)?;
     assert!(status.contains("viewers"), "summary line lacks the viewer count: {status}");
 
     cache.terminate()?;
-    let exit = cache.wait_exit(Duration::from_secs(5))?;
+    let exit = cache.blocking_wait_exit(Duration::from_secs(5))?;
     assert!(exit.success(), "cache-server exited with {exit}; log:\n{}", cache.log());
     Ok(())
 }
@@ -66,8 +66,8 @@ fn an_unreachable_upstream_is_logged_and_viewers_are_still_served() -> anyhow::R
         "--listen",
         "127.0.0.1:0",
     ]))?;
-    let addr = cache.wait_for_addr("serving viewers", PATIENCE)?;
-    let line = cache.wait_for_line("upstream unavailable", PATIENCE)?;
+    let addr = cache.blocking_wait_for_addr("serving viewers", PATIENCE)?;
+    let line = cache.blocking_wait_for_line("upstream unavailable", PATIENCE)?;
     assert!(line.contains("127.0.0.1:1"), "the log does not name the upstream: {line}");
     // The viewer port is open regardless: a viewer connects and waits for video.
     let stream = std::net::TcpStream::connect(addr)?;

@@ -17,8 +17,8 @@ use common::{
     start_drone, start_drone_at,
 };
 use framing::Message;
+use harness::Running;
 use relay::{SubscribeOptions, subscribe};
-use testkit::Running;
 use tokio::sync::mpsc;
 
 /// How long a killed process stays away before it is restarted.
@@ -91,7 +91,7 @@ fn client_report(client: &mut Running) -> anyhow::Result<serde_json::Value> {
 
 /// Waits for a client to exit by itself and returns its report.
 fn client_exit_report(client: &mut Running) -> anyhow::Result<serde_json::Value> {
-    let exit = client.wait_exit(PATIENCE)?;
+    let exit = client.blocking_wait_exit(PATIENCE)?;
     let mut out = String::new();
     std::io::Read::read_to_string(&mut client.take_stdout().expect("piped"), &mut out)?;
     anyhow::ensure!(exit.success(), "client exited with {exit}: {}\n{out}", client.log());
@@ -118,7 +118,7 @@ async fn a_drone_killed_mid_frame_comes_back_without_viewers_reconnecting() -> a
     let (cache, cache_addr, _) = start_cache_at(cmd)?;
     let mut clock = frame_clock(cache_addr);
     let mut client = start_client(cache_addr, &[])?;
-    client.wait_for_line("connected", PATIENCE)?;
+    client.blocking_wait_for_line("connected", PATIENCE)?;
     frames(&mut clock, 10).await?;
 
     // Kill the drone in the middle of writing a frame: pause the cache-server so the drone's
@@ -138,11 +138,11 @@ async fn a_drone_killed_mid_frame_comes_back_without_viewers_reconnecting() -> a
     }
     println!("the drone's writer blocked {:?} after the pause", paused.elapsed());
     drone.signal("KILL")?;
-    drone.wait_exit(PATIENCE)?;
+    drone.blocking_wait_exit(PATIENCE)?;
     cache.signal("CONT")?;
-    let lost = cache.wait_for_line("upstream lost; redialling", PATIENCE)?;
+    let lost = cache.blocking_wait_for_line("upstream lost; redialling", PATIENCE)?;
     assert!(lost.contains("in the middle of a message"), "not killed mid-frame: {lost}");
-    let line = cache.wait_for_line("upstream unavailable", PATIENCE)?;
+    let line = cache.blocking_wait_for_line("upstream unavailable", PATIENCE)?;
     assert!(line.contains("backoff up to 500ms"), "{line}");
     std::thread::sleep(OUTAGE);
     drain(&mut clock)?;
@@ -156,7 +156,7 @@ async fn a_drone_killed_mid_frame_comes_back_without_viewers_reconnecting() -> a
     // Redials backed off, and never paused longer than the cap (500 ms).
     let mut attempts = Vec::new();
     loop {
-        let (at, line) = cache.wait_for_line_since("upstream", None, PATIENCE)?;
+        let (at, line) = cache.blocking_wait_for_line_since("upstream", None, PATIENCE)?;
         if line.contains("upstream back") {
             break;
         }
@@ -184,12 +184,12 @@ async fn the_middle_of_a_chain_killed_and_restarted_keeps_the_far_viewers() -> a
     let (far, far_addr) = start_cache(&near_addr.to_string(), "127.0.0.1:0", &[])?;
     let mut clock = frame_clock(far_addr);
     let mut client = start_client(far_addr, &[])?;
-    client.wait_for_line("connected", PATIENCE)?;
+    client.blocking_wait_for_line("connected", PATIENCE)?;
     frames(&mut clock, 10).await?;
 
     near.signal("KILL")?;
-    near.wait_exit(PATIENCE)?;
-    far.wait_for_line("upstream lost; redialling", PATIENCE)?;
+    near.blocking_wait_exit(PATIENCE)?;
+    far.blocking_wait_for_line("upstream lost; redialling", PATIENCE)?;
     std::thread::sleep(OUTAGE);
     drain(&mut clock)?;
 
@@ -199,7 +199,7 @@ async fn the_middle_of_a_chain_killed_and_restarted_keeps_the_far_viewers() -> a
     let resumed = next.saturating_duration_since(ready);
     println!("far viewer resumed {resumed:?} after the middle cache-server was ready");
     assert!(resumed < RESUME_WITHIN, "far viewer resumed only {resumed:?} after the restart");
-    far.wait_for_line("upstream back", PATIENCE)?;
+    far.blocking_wait_for_line("upstream back", PATIENCE)?;
     frames(&mut clock, 10).await?;
 
     let report = client_report(&mut client)?;
@@ -215,19 +215,19 @@ async fn clients_reconnect_by_themselves_when_the_cache_server_restarts() -> any
     let drone = inprocess_drone(10).await?.to_string();
     let (mut cache, addr) = start_cache(&drone, "127.0.0.1:0", &[])?;
     let mut client = start_client(addr, &["--frames", "50", "--timeout", "60"])?;
-    client.wait_for_line("connected", PATIENCE)?;
+    client.blocking_wait_for_line("connected", PATIENCE)?;
 
     // A clean restart: the client gets a goodbye.
     cache.terminate()?;
-    assert!(cache.wait_exit(PATIENCE)?.success(), "{}", cache.log());
+    assert!(cache.blocking_wait_exit(PATIENCE)?.success(), "{}", cache.log());
     let (mut cache, _) = start_cache(&drone, &addr.to_string(), &[])?;
-    client.wait_for_line("connected", PATIENCE)?;
+    client.blocking_wait_for_line("connected", PATIENCE)?;
 
     // A crash: the connection just breaks.
     cache.signal("KILL")?;
-    cache.wait_exit(PATIENCE)?;
+    cache.blocking_wait_exit(PATIENCE)?;
     let (_cache, _) = start_cache(&drone, &addr.to_string(), &[])?;
-    client.wait_for_line("connected", PATIENCE)?;
+    client.blocking_wait_for_line("connected", PATIENCE)?;
 
     let report = client_exit_report(&mut client)?;
     assert_eq!(report["frames"], 50, "{report}");
@@ -262,7 +262,7 @@ async fn stops_cleanly(mut server: Running, addr: SocketAddr, signal: &str) -> a
     // No longer accepting: a new viewer is refused, or at least never served.
     let late = tokio::time::timeout(Duration::from_millis(500), RawViewer::connect(addr)).await;
     assert!(!matches!(late, Ok(Ok(_))), "a new viewer was served after SIG{signal}");
-    let exit = server.wait_exit(Duration::from_secs(1).saturating_sub(sent.elapsed()))?;
+    let exit = server.blocking_wait_exit(Duration::from_secs(1).saturating_sub(sent.elapsed()))?;
     let took = sent.elapsed();
     assert!(exit.success(), "exit {exit} after SIG{signal}; log:\n{}", server.log());
     assert!(took < Duration::from_secs(1), "took {took:?} to exit after SIG{signal}");

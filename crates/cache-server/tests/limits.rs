@@ -9,13 +9,12 @@ use std::net::TcpStream as StdStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
-    PATIENCE, RawViewer, client_bin, cpu_time, inprocess_drone, start_cache, start_drone,
-};
+use common::{PATIENCE, RawViewer, client_bin, inprocess_drone, start_cache, start_drone};
 use framing::{Hello, Message, Role};
+use harness::Running;
+use harness::usage::Pid;
 use relay::{SubscribeOptions, subscribe};
 use socket2::{Domain, Protocol, Socket, Type};
-use testkit::Running;
 
 /// Reads and discards until the peer closes; how long that took, or an error if it did not
 /// close within `patience`.
@@ -42,13 +41,13 @@ async fn a_viewer_over_the_limit_is_refused_and_the_client_says_so() -> anyhow::
         Running::start(Command::new(client_bin()?).arg(&addr).arg("--headless").args(extra))
     };
     let mut first = client(&[])?;
-    first.wait_for_line("connected", PATIENCE)?;
+    first.blocking_wait_for_line("connected", PATIENCE)?;
     let mut second = client(&[])?;
-    second.wait_for_line("connected", PATIENCE)?;
+    second.blocking_wait_for_line("connected", PATIENCE)?;
 
     let mut third = client(&[])?;
     let started = Instant::now();
-    let exit = third.wait_exit(Duration::from_secs(10))?;
+    let exit = third.blocking_wait_exit(Duration::from_secs(10))?;
     println!("the third client exited with {exit} after {:?}", started.elapsed());
     let log = third.log();
     assert!(!exit.success(), "the third client exited 0; log:\n{log}");
@@ -56,18 +55,18 @@ async fn a_viewer_over_the_limit_is_refused_and_the_client_says_so() -> anyhow::
         log.contains("refused the connection: server full (2 viewers)"),
         "the client does not say why: {log}"
     );
-    cache.wait_for_line("refusing viewer: server full", PATIENCE)?;
+    cache.blocking_wait_for_line("refusing viewer: server full", PATIENCE)?;
 
     // A slot frees when a viewer leaves: the next client is served.
     first.terminate()?;
-    assert!(first.wait_exit(PATIENCE)?.success(), "{}", first.log());
-    cache.wait_for_line("viewer left", PATIENCE)?;
+    assert!(first.blocking_wait_exit(PATIENCE)?.success(), "{}", first.log());
+    cache.blocking_wait_for_line("viewer left", PATIENCE)?;
     let mut fourth = client(&["--frames", "5", "--timeout", "20"])?;
-    let exit = fourth.wait_exit(PATIENCE)?;
+    let exit = fourth.blocking_wait_exit(PATIENCE)?;
     assert!(exit.success(), "a client was refused after a slot freed: {}", fourth.log());
 
     second.terminate()?;
-    assert!(second.wait_exit(PATIENCE)?.success(), "{}", second.log());
+    assert!(second.blocking_wait_exit(PATIENCE)?.success(), "{}", second.log());
     Ok(())
 }
 
@@ -89,8 +88,8 @@ fn a_peer_that_never_finishes_its_hello_is_dropped() -> anyhow::Result<()> {
         assert!(took < Duration::from_secs(3), "{name} was dropped only after {took:?}");
     }
     // Once per peer, with the reason.
-    cache.wait_for_line("hello within 500ms", PATIENCE)?;
-    cache.wait_for_line("hello within 500ms", PATIENCE)?;
+    cache.blocking_wait_for_line("hello within 500ms", PATIENCE)?;
+    cache.blocking_wait_for_line("hello within 500ms", PATIENCE)?;
     Ok(())
 }
 
@@ -130,7 +129,7 @@ async fn a_viewer_that_never_reads_is_dropped_while_others_keep_getting_frames()
     stuck.write_all(&Hello::new(Role::Viewer, "test/never-reads").to_bytes())?;
     let hello_sent = Instant::now();
 
-    let line = cache.wait_for_line("viewer dropped", PATIENCE)?;
+    let line = cache.blocking_wait_for_line("viewer dropped", PATIENCE)?;
     let dropped_after = hello_sent.elapsed();
     assert!(line.contains("took no frame for 1s"), "dropped for another reason: {line}");
     assert!(dropped_after < Duration::from_secs(5), "dropped only after {dropped_after:?}");
@@ -222,8 +221,8 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() -> anyhow::Res
         "60",
     ]);
     let cache = Running::start(&mut cmd)?;
-    let addr = cache.wait_for_addr("serving viewers", PATIENCE)?;
-    cache.wait_for_line("upstream connected", PATIENCE)?;
+    let addr = cache.blocking_wait_for_addr("serving viewers", PATIENCE)?;
+    cache.blocking_wait_for_line("upstream connected", PATIENCE)?;
 
     // More connections than descriptors: the kernel completes them all into the backlog; the
     // server runs out while accepting.
@@ -231,13 +230,14 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() -> anyhow::Res
     for _ in 0..80 {
         peers.push(StdStream::connect(addr)?);
     }
-    let line = cache.wait_for_line("accept failed; retrying after a pause", PATIENCE)?;
+    let line = cache.blocking_wait_for_line("accept failed; retrying after a pause", PATIENCE)?;
     assert!(line.contains("Too many open files"), "another accept error: {line}");
 
     // While out of descriptors, it waits rather than spins.
-    let (cpu_before, wall_before) = (cpu_time(cache.pid())?, Instant::now());
+    let server = Pid::Other(cache.pid());
+    let (cpu_before, wall_before) = (server.cpu_time()?, Instant::now());
     std::thread::sleep(Duration::from_secs(2)); // the measurement window
-    let cpu = cpu_time(cache.pid())?.saturating_sub(cpu_before);
+    let cpu = server.cpu_time()?.saturating_sub(cpu_before);
     let share = cpu.as_secs_f64() / wall_before.elapsed().as_secs_f64();
     assert!(share < 0.3, "{:.0}% of a core while out of descriptors", share * 100.0);
     let retries = cache.log().matches("accept failed").count();
