@@ -24,7 +24,7 @@ async fn relays_to_viewers_reports_and_stops_on_sigterm() -> anyhow::Result<()> 
         "--summary-every",
         "0.5",
     ]))?;
-    let addr = cache.blocking_wait_for_addr("serving viewers", PATIENCE)?;
+    let addr = cache.wait_for_addr("serving viewers", PATIENCE).await?;
 
     let options = headless::Options {
         frames: Some(90),
@@ -48,11 +48,11 @@ async fn relays_to_viewers_reports_and_stops_on_sigterm() -> anyhow::Result<()> 
         );
         assert_eq!(report.decode_errors, 0, "{report:?}");
     }
-    let status = cache.blocking_wait_for_line("upstream up | in", PATIENCE)?;
+    let status = cache.wait_for_line("upstream up | in", PATIENCE).await?;
     assert!(status.contains("viewers"), "summary line lacks the viewer count: {status}");
 
     cache.terminate()?;
-    let exit = cache.blocking_wait_exit(Duration::from_secs(5))?;
+    let exit = cache.wait_exit(Duration::from_secs(5)).await?;
     assert!(exit.success(), "cache-server exited with {exit}; log:\n{}", cache.log());
     Ok(())
 }

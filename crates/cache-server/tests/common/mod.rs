@@ -1,5 +1,6 @@
 //! What the limit and fault tests share: starting the real binaries, an in-process drone, and
-//! a raw viewer that speaks the protocol message by message.
+//! a raw viewer that speaks the protocol message by message. Everything that waits is async:
+//! the tests run on a two-worker runtime that also hosts the in-process servers.
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::net::SocketAddr;
@@ -37,20 +38,20 @@ pub fn client_bin() -> anyhow::Result<PathBuf> {
 
 /// Starts the real cache-server relaying `upstream` on `listen` (`127.0.0.1:0` for any port)
 /// with `extra` flags, and waits until it serves viewers.
-pub fn start_cache(
+pub async fn start_cache(
     upstream: &str,
     listen: &str,
     extra: &[&str],
 ) -> anyhow::Result<(Running, SocketAddr)> {
     let cmd = cache_cmd(upstream, listen, extra);
-    let (cache, addr, _) = start_cache_at(cmd)?;
+    let (cache, addr, _) = start_cache_at(cmd).await?;
     Ok((cache, addr))
 }
 
 /// Starts `cmd` (a cache-server) and returns it, its address and when it said it was ready.
-pub fn start_cache_at(mut cmd: Command) -> anyhow::Result<(Running, SocketAddr, Instant)> {
+pub async fn start_cache_at(mut cmd: Command) -> anyhow::Result<(Running, SocketAddr, Instant)> {
     let cache = Running::start(&mut cmd)?;
-    let (addr, ready) = cache.blocking_wait_for_addr_at("serving viewers", PATIENCE)?;
+    let (addr, ready) = cache.wait_for_addr_at("serving viewers", PATIENCE).await?;
     Ok((cache, addr, ready))
 }
 
@@ -63,12 +64,12 @@ pub fn cache_cmd(upstream: &str, listen: &str, extra: &[&str]) -> Command {
 
 /// Starts the real drone (test pattern, 320×240 unless `extra` says otherwise) on `listen`
 /// and waits until it serves.
-pub fn start_drone(listen: &str, extra: &[&str]) -> anyhow::Result<(Running, SocketAddr)> {
-    start_drone_at(listen, extra).map(|(drone, addr, _)| (drone, addr))
+pub async fn start_drone(listen: &str, extra: &[&str]) -> anyhow::Result<(Running, SocketAddr)> {
+    start_drone_at(listen, extra).await.map(|(drone, addr, _)| (drone, addr))
 }
 
 /// [`start_drone`], also returning when the drone said it was ready.
-pub fn start_drone_at(
+pub async fn start_drone_at(
     listen: &str,
     extra: &[&str],
 ) -> anyhow::Result<(Running, SocketAddr, Instant)> {
@@ -78,7 +79,7 @@ pub fn start_drone_at(
         cmd.args(["--width", "320", "--height", "240"]);
     }
     let drone = Running::start(cmd.args(extra))?;
-    let (addr, ready) = drone.blocking_wait_for_addr_at("drone serving", PATIENCE)?;
+    let (addr, ready) = drone.wait_for_addr_at("drone serving", PATIENCE).await?;
     Ok((drone, addr, ready))
 }
 
