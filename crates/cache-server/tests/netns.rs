@@ -1,11 +1,16 @@
 //! Link faults between a cache-server and its viewer, in network namespaces the tests create:
 //! the drone and the cache-server in namespace `a`, the client in namespace `b`, joined by a
-//! veth pair (10.203.x.1 ↔ 10.203.x.2). The link is degraded with `tc netem` and cut by
-//! setting its `a` end down. Nothing leaves the two namespaces; both are deleted on every exit
-//! path (`harness::netns::VethPair` removes them on drop).
+//! veth pair (10.203.x.1 ↔ 10.203.x.2). The link is degraded with `tc netem` (or, on kernels
+//! without `sch_netem`, an nftables drop rule) and cut by setting its `a` end down. Nothing
+//! leaves the two namespaces; both are deleted on every exit path
+//! (`harness::netns::VethPair` removes them on drop).
 //!
-//! These need root and iproute2. Where namespaces cannot be created they print why and pass
-//! as skipped, unless `DRONECAST_REQUIRE_NETNS=1` (CI sets it), which makes that a failure.
+//! These need root, iproute2, nftables or `sch_netem`, and for the second test Linux 6.15 or
+//! later. Whatever is missing, they print `SKIPPED: why` and pass, unless
+//! `DRONECAST_REQUIRE_NETNS=1` (CI sets it), which makes every such skip a failure. The one
+//! exception is the 50 ms delay, which only netem can add: without `sch_netem` (as in CI) the
+//! loss phase runs with nftables loss alone and says `SKIPPED` about the delay, unless
+//! `DRONECAST_REQUIRE_NETEM=1`.
 //!
 //! Why delivery comes back quickly: after a 10 s outage the cache-server's TCP would resend its
 //! unacknowledged data only on its retransmission timer, which by then has backed off to
@@ -24,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use common::{PATIENCE, cache_bin, client_bin, drone_bin};
 use harness::Running;
-use harness::netns::VethPair;
+use harness::netns::{self, Impairment, VethPair};
 
 /// The client's log line for each frame it receives (with `RUST_LOG=…client::headless=trace`).
 const FRAME: &str = "client::headless: frame";
@@ -130,8 +135,18 @@ fn loss_delay_and_a_10s_cut_are_survived_and_delivery_resumes_within_2s() -> any
     // 10% loss and 50 ms delay for 4 s: frames keep coming, if fewer and older.
     setup.client.take_lines();
     match setup.pair.impair(10, 50) {
-        Err(err) => harness::skip_or_fail("DRONECAST_REQUIRE_NETEM", &format!("{err:#}"))?,
+        Err(err) => {
+            let why = format!("the loss and delay phase: no way to impair the link: {err:#}");
+            harness::skip_or_fail(netns::REQUIRE, &why)?;
+        }
         Ok(how) => {
+            if let Impairment::NftablesLossOnly { netem_err } = &how {
+                let why = format!(
+                    "the 50 ms delay of the loss and delay phase (the 10% loss runs, from \
+                     nftables): the kernel has no sch_netem ({netem_err})"
+                );
+                harness::skip_or_fail("DRONECAST_REQUIRE_NETEM", &why)?;
+            }
             std::thread::sleep(Duration::from_secs(4)); // the degraded period
             setup.pair.clear_impairment()?;
             let cleared = Instant::now();
@@ -162,7 +177,7 @@ fn after_a_10s_cut_delivery_resumes_within_2s_with_the_retransmission_timer_capp
 -> anyhow::Result<()> {
     if !std::path::Path::new("/proc/sys/net/ipv4/tcp_rto_max_ms").exists() {
         let why = "no net.ipv4.tcp_rto_max_ms (Linux < 6.15)";
-        return harness::skip_or_fail("DRONECAST_REQUIRE_TCP_RTO_MAX", why);
+        return harness::skip_or_fail(netns::REQUIRE, why);
     }
     let Some(pair) = VethPair::create_or_skip("dcr", 2)? else { return Ok(()) };
     pair.sysctl("net.ipv4.tcp_rto_max_ms", "1000")?;
