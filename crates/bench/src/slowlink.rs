@@ -1,7 +1,8 @@
 //! Freshness behind a slow link: the drone and the cache-server in one network namespace, one
 //! viewer in another, joined by a veth pair whose server end is shaped with `tc tbf`. Both
 //! namespaces are created here (`harness::netns`) and removed on every exit path; no traffic
-//! leaves them.
+//! leaves them. They are named `dcb-<PID>-<N>-a` (drone and cache-server) and
+//! `dcb-<PID>-<N>-b` (the viewer), PID being relay-bench's and N counting its runs from 0.
 
 use std::time::Duration;
 
@@ -60,4 +61,20 @@ pub fn measure(link: &SlowLink) -> anyhow::Result<serde_json::Value> {
     serde_json::from_slice(&out.stdout).with_context(|| {
         format!("viewer printed no JSON: {}", String::from_utf8_lossy(&out.stdout))
     })
+}
+
+/// Runs `link` twice, with the cache-server's low watermark at `link.notsent_lowat` and then
+/// off (kernel default), and prints one line of results for each. Each run blocks on its
+/// processes, so it runs on the blocking pool.
+pub async fn run_on_and_off(link: SlowLink) -> anyhow::Result<()> {
+    for lowat in [link.notsent_lowat, 0] {
+        let label = match lowat {
+            0 => "low watermark off".to_owned(),
+            n => format!("low watermark {n} bytes"),
+        };
+        let run = SlowLink { notsent_lowat: lowat, ..link.clone() };
+        let result = tokio::task::spawn_blocking(move || measure(&run)).await??;
+        println!("{label}, link {} kbit/s: {result}", link.rate_kbit);
+    }
+    Ok(())
 }
