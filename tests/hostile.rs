@@ -53,22 +53,11 @@ const HUGE: u64 = 1 << 63;
 
 // ---- what hostile peers send ---------------------------------------------------------------
 
-/// A small deterministic generator (xorshift64), so that "random bytes" are the same each run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
+/// `n` pseudo-random bytes from `rng`.
+fn random_bytes(rng: &mut fastrand::Rng, n: usize) -> Vec<u8> {
+    let mut bytes = vec![0; n];
+    rng.fill(&mut bytes);
+    bytes
 }
 
 /// What the Python tutorial's sender writes: `struct.pack("Q", len(data)) + pickle.dumps(..)`,
@@ -311,9 +300,14 @@ async fn random_bytes_to_servers() -> anyhow::Result<()> {
     let _shared = PROCESS.read().await;
     let rig = Rig::start().await?;
     rig.attack(|i| {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1));
-        let len = 64 + (rng.next() % 4000) as usize;
-        Attack::new(rng.bytes(len), Ending::Wait, "peer does not speak dronecast: it sent")
+        // Seeded: the same "random" bytes each run.
+        let mut rng = fastrand::Rng::with_seed(i as u64 + 1);
+        let len = rng.usize(64..4064);
+        Attack::new(
+            random_bytes(&mut rng, len),
+            Ending::Wait,
+            "peer does not speak dronecast: it sent",
+        )
     })
     .await?;
     rig.finish().await
@@ -626,7 +620,9 @@ impl Hostile {
     async fn send(self, stream: &mut TcpStream) -> io::Result<()> {
         let source = || hello(Role::Source);
         let bytes = match self {
-            Hostile::Garbage => Rng(0x2545_f491_4f6c_dd1d).bytes(512),
+            Hostile::Garbage => {
+                random_bytes(&mut fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d), 512)
+            }
             Hostile::Pickle => {
                 // The length on its own first, then the pickle: the hard case for sniffing.
                 let (len, pickle) = pickle_stream();
