@@ -16,9 +16,10 @@
 //! unacknowledged data only on its retransmission timer, which by then has backed off to
 //! several seconds (Linux: 0.2 s doubling, retransmissions 6.2 s and 12.6 s into the outage),
 //! so the old connection alone would resume 2.5–3.5 s after the link returns. But a source
-//! sends a frame or a heartbeat at least every 0.5 s, so the client notices the silence after
-//! its 3 s idle timeout and redials with 1 s connect attempts: a fresh SYN goes out within
-//! about a second and a half of the link coming back. The second cut test shows the old
+//! sends a frame or a heartbeat at least once a second (its first heartbeat 0.5–1 s after the
+//! last frame), so the client notices the silence after its 3 s idle timeout and redials with
+//! connect attempts of 1.5 s: a fresh SYN goes out within about a second and a half of the
+//! link coming back. The second cut test shows the old
 //! connection's own recovery with the timer capped by `net.ipv4.tcp_rto_max_ms=1000`
 //! (Linux 6.15 and later).
 
