@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Reproduces the figures of docs/BENCHMARKS.md on this machine, all on loopback (target 6 in
-# network namespaces it creates; needs root). Usage: scripts/bench.sh [TARGET...]  (1–7; all
-# by default). RUNS=3 sets the repeats whose medians are reported.
+# network namespaces it creates; needs root). Usage: scripts/bench.sh [TARGET...]  (1–8; all
+# by default; 8 is the drone's JPEG encoders). RUNS=3 sets the repeats whose medians are
+# reported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 T=target/release
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(1 2 3 4 5 6 7)
+[ ${#targets[@]} -gt 0 ] || targets=(1 2 3 4 5 6 7 8)
 
 cargo build --release --bins -q
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -43,5 +44,7 @@ for t in "${targets[@]}"; do
     6) echo "## 6. slow link (half the stream's bitrate)"; stop
        for _ in $(seq "$RUNS"); do $T/relay-bench slowlink --duration 60 --intervals 6; done ;;
     7) echo "## 7. frame header micro-benchmarks"; cargo bench -q -p framing --bench header 2>/dev/null | grep -E "^[a-z].*|time:" ;;
+    8) echo "## 8. JPEG encoders (drone), 640x480 q80"; stop
+       cargo bench -q -p drone --bench encode 2>/dev/null | grep -E "^[a-z].*|time:|thrpt:" ;;
   esac
 done

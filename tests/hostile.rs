@@ -29,6 +29,7 @@ use dronecast::drone::Format;
 use dronecast::framing::{Frame, Hello, Role};
 use dronecast::relay::Backoff;
 use dronecast::relay::{SubscribeOptions, subscribe};
+use harness::usage::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::RwLock;
@@ -52,22 +53,11 @@ const HUGE: u64 = 1 << 63;
 
 // ---- what hostile peers send ---------------------------------------------------------------
 
-/// A small deterministic generator (xorshift64), so that "random bytes" are the same each run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
+/// `n` pseudo-random bytes from `rng`.
+fn random_bytes(rng: &mut fastrand::Rng, n: usize) -> Vec<u8> {
+    let mut bytes = vec![0; n];
+    rng.fill(&mut bytes);
+    bytes
 }
 
 /// What the Python tutorial's sender writes: `struct.pack("Q", len(data)) + pickle.dumps(..)`,
@@ -326,9 +316,14 @@ async fn random_bytes_to_servers() -> anyhow::Result<()> {
     let _shared = PROCESS.read().await;
     let rig = Rig::start().await?;
     rig.attack(|i| {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1));
-        let len = 64 + (rng.next() % 4000) as usize;
-        Attack::new(rng.bytes(len), Ending::Wait, "peer does not speak dronecast: it sent")
+        // Seeded: the same "random" bytes each run.
+        let mut rng = fastrand::Rng::with_seed(i as u64 + 1);
+        let len = rng.usize(64..4064);
+        Attack::new(
+            random_bytes(&mut rng, len),
+            Ending::Wait,
+            "peer does not speak dronecast: it sent",
+        )
     })
     .await?;
     rig.finish().await
@@ -447,17 +442,6 @@ async fn half_header_stall_to_servers() -> anyhow::Result<()> {
 
 // ---- the flood, and memory ------------------------------------------------------------------
 
-/// Resident memory of this process, from `/proc/self/status`.
-fn rss_bytes() -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .context("no VmRSS in /proc/self/status")?;
-    Ok(kib.trim().parse::<u64>()? * 1024)
-}
-
 /// `n` connections to `target`, each closed at once without a byte, `concurrency` at a time.
 /// Returns our addresses.
 async fn connect_close(
@@ -574,7 +558,7 @@ async fn connect_close_flood_and_huge_lengths_leave_memory_flat() -> anyhow::Res
         huge_lengths(port, 100, CONCURRENCY).await?;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (rss_before, log_before) = (rss_bytes()?, logs().len());
+    let (rss_before, log_before) = (Pid::This.rss_bytes()?, logs().len());
     let mark = log_before;
 
     let started = Instant::now();
@@ -594,7 +578,7 @@ async fn connect_close_flood_and_huge_lengths_leave_memory_flat() -> anyhow::Res
     let took = started.elapsed();
 
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (rss_after, log_after) = (rss_bytes()?, logs().len());
+    let (rss_after, log_after) = (Pid::This.rss_bytes()?, logs().len());
     // The captured log lives in this process too: it is not the servers' memory.
     let log_growth = (log_after - log_before) as u64;
     let growth = rss_after.saturating_sub(rss_before).saturating_sub(log_growth);
@@ -652,7 +636,9 @@ impl Hostile {
     async fn send(self, stream: &mut TcpStream) -> io::Result<()> {
         let source = || hello(Role::Source);
         let bytes = match self {
-            Hostile::Garbage => Rng(0x2545_f491_4f6c_dd1d).bytes(512),
+            Hostile::Garbage => {
+                random_bytes(&mut fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d), 512)
+            }
             Hostile::Pickle => {
                 // The length on its own first, then the pickle: the hard case for sniffing.
                 let (len, pickle) = pickle_stream();

@@ -3,39 +3,46 @@
 //!
 //! # Layout
 //! - [`load`] — the load generator: measuring viewers and stalled ones.
-//! - [`summary`] — per-viewer results to percentiles, table and JSON.
-//! - [`procstat`] — CPU and RSS of the server (and of the bench) from `/proc`.
-//! - [`ceiling`] — the trivial static-buffer writer that defines the ceiling.
+//! - [`figures`] — one run's figures from the per-viewer results (percentiles from an HDR
+//!   histogram), as a table or JSON, and the median of several runs.
+//! - [`report`] — printing runs, their median and the capacity line, as tables or JSON.
+//! - [`ceiling`] — the trivial static-buffer writer that defines the ceiling, and the child
+//!   process it runs in.
+//! - [`sweep`] — the capacity sweep: growing viewer counts, then the ceiling.
 //! - [`slowlink`] — one viewer behind a shaped link, in network namespaces made here.
+//!
+//! Server CPU and memory come from `harness::usage` (`/proc`, through the `procfs` crate).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod ceiling;
+pub mod figures;
 pub mod load;
-pub mod procstat;
+pub mod report;
 pub mod slowlink;
-pub mod summary;
+pub mod sweep;
 
 use std::time::Duration;
 
-use procstat::{CpuMeter, Pid};
-use summary::{ServerSample, Summary};
+use figures::{Figures, ServerSample};
+use harness::usage::{CpuMeter, Pid};
+use report::Output;
 
 /// Runs `load` against a server, sampling `server_pid` (if any) during the window.
-pub async fn measure(mode: &'static str, load: &load::Load, server_pid: Option<u32>) -> Summary {
+pub async fn measure(mode: &'static str, load: &load::Load, server_pid: Option<u32>) -> Figures {
     let sample = async |duration: Duration| {
         let server = server_pid.map(Pid::Other);
         let server_cpu = server.map(CpuMeter::start);
         let bench_cpu = CpuMeter::start(Pid::This);
         let mut sample =
-            ServerSample { rss_start_mb: server.and_then(Pid::rss_mb), ..ServerSample::default() };
+            ServerSample { rss_start_mb: server.and_then(rss_mb), ..ServerSample::default() };
         let end = tokio::time::Instant::now() + duration;
         let mut rss_max = sample.rss_start_mb;
         while tokio::time::Instant::now() < end {
             tokio::time::sleep(Duration::from_millis(250).min(end - tokio::time::Instant::now()))
                 .await;
-            let rss = server.and_then(Pid::rss_mb);
+            let rss = server.and_then(rss_mb);
             rss_max = match (rss_max, rss) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
@@ -48,5 +55,26 @@ pub async fn measure(mode: &'static str, load: &load::Load, server_pid: Option<u
         sample
     };
     let (results, secs, sample) = load::run(load, sample).await;
-    summary::summarize(mode, &results, load.stalled, secs, load.intervals, sample)
+    figures::summarize(mode, &results, load.stalled, secs, load.intervals, sample)
+}
+
+/// Runs `once` `repeat` times (at least once), printing each run's figures as it ends and
+/// then, after several, the median of each figure.
+pub async fn repeat(
+    repeat: usize,
+    out: Output,
+    mut once: impl AsyncFnMut() -> anyhow::Result<Figures>,
+) -> anyhow::Result<()> {
+    let mut runs = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let run = once().await?;
+        out.figures(&run)?;
+        runs.push(run);
+    }
+    out.median(&runs)
+}
+
+/// Resident memory of `pid` in MiB; `None` once it cannot be read (the server exited).
+fn rss_mb(pid: Pid) -> Option<f64> {
+    pid.rss_bytes().ok().map(|bytes| bytes as f64 / (1024.0 * 1024.0))
 }

@@ -1,13 +1,14 @@
 //! Freshness behind a slow link: the drone and the cache-server in one network namespace, one
 //! viewer in another, joined by a veth pair whose server end is shaped with `tc tbf`. Both
-//! namespaces are created here (`testkit::netns`) and removed on every exit path; no traffic
-//! leaves them.
+//! namespaces are created here (`harness::netns`) and removed on every exit path; no traffic
+//! leaves them. They are named `dcb-<PID>-<N>-a` (drone and cache-server) and
+//! `dcb-<PID>-<N>-b` (the viewer), PID being relay-bench's and N counting its runs from 0.
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use testkit::Running;
-use testkit::netns::VethPair;
+use harness::Running;
+use harness::netns::VethPair;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -36,12 +37,12 @@ pub fn measure(link: &SlowLink) -> anyhow::Result<serde_json::Value> {
     pair.shape(link.rate_kbit)?;
     let mut drone = pair.exec(&pair.a, &link.drone);
     let drone = Running::start(drone.args(["--listen", "127.0.0.1:9999", "--source", "test"]))?;
-    drone.wait_for_line("drone serving", PATIENCE)?;
+    drone.blocking_wait_for_line("drone serving", PATIENCE)?;
     let listen = format!("{}:9998", pair.a_addr);
     let mut cache = pair.exec(&pair.a, &link.cache_server);
     cache.args(["--upstream", "127.0.0.1:9999", "--listen", &listen, "--http", "off"]);
     let cache = Running::start(cache.args(["--notsent-lowat", &link.notsent_lowat.to_string()]))?;
-    cache.wait_for_line("serving viewers", PATIENCE)?;
+    cache.blocking_wait_for_line("serving viewers", PATIENCE)?;
 
     let exe = std::env::current_exe().context("cannot find this program's path")?;
     let out = pair
@@ -60,4 +61,20 @@ pub fn measure(link: &SlowLink) -> anyhow::Result<serde_json::Value> {
     serde_json::from_slice(&out.stdout).with_context(|| {
         format!("viewer printed no JSON: {}", String::from_utf8_lossy(&out.stdout))
     })
+}
+
+/// Runs `link` twice, with the cache-server's low watermark at `link.notsent_lowat` and then
+/// off (kernel default), and prints one line of results for each. Each run blocks on its
+/// processes, so it runs on the blocking pool.
+pub async fn run_on_and_off(link: SlowLink) -> anyhow::Result<()> {
+    for lowat in [link.notsent_lowat, 0] {
+        let label = match lowat {
+            0 => "low watermark off".to_owned(),
+            n => format!("low watermark {n} bytes"),
+        };
+        let run = SlowLink { notsent_lowat: lowat, ..link.clone() };
+        let result = tokio::task::spawn_blocking(move || measure(&run)).await??;
+        println!("{label}, link {} kbit/s: {result}", link.rate_kbit);
+    }
+    Ok(())
 }

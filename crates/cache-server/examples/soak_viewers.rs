@@ -94,26 +94,15 @@ async fn soak(server: SocketAddr, viewers: u64, duration: Duration, counters: Ar
     reporter.abort();
 }
 
-/// A small xorshift: different pauses and session lengths per viewer, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// One viewer slot: join, take 15–150 frames, leave (with a goodbye, or one time in four by
 /// just dropping the socket), pause up to half a second, repeat until `end`.
 async fn churn(server: SocketAddr, id: u64, end: Instant, counters: Arc<Counters>) {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (id + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
+    // Seeded by the slot: different pauses and session lengths per viewer, the same each run.
+    let mut rng = fastrand::Rng::with_seed(id);
     let options = SubscribeOptions { agent: format!("soak/{id}"), ..SubscribeOptions::default() };
     let addr = server.to_string();
     while Instant::now() < end {
-        let want = 15 + rng.below(136);
+        let want = 15 + rng.u64(..136);
         let session = async {
             let mut sub = subscribe(&addr, &options).await?;
             let mut last: Option<(u64, u64)> = None;
@@ -138,7 +127,7 @@ async fn churn(server: SocketAddr, id: u64, end: Instant, counters: Arc<Counters
             Err(_) => break, // the soak is over
             Ok(Ok(sub)) => {
                 counters.sessions.fetch_add(1, Ordering::Relaxed);
-                if rng.below(4) == 0 {
+                if rng.u64(..4) == 0 {
                     counters.abrupt.fetch_add(1, Ordering::Relaxed);
                     drop(sub);
                 } else {
@@ -150,7 +139,7 @@ async fn churn(server: SocketAddr, id: u64, end: Instant, counters: Arc<Counters
                 eprintln!("soak_viewers: viewer {id}: {err:#}");
             }
         }
-        tokio::time::sleep(Duration::from_millis(rng.below(500))).await;
+        tokio::time::sleep(Duration::from_millis(rng.u64(..500))).await;
     }
 }
 

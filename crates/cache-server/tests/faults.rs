@@ -17,8 +17,8 @@ use common::{
     start_drone, start_drone_at,
 };
 use framing::Message;
+use harness::Running;
 use relay::{SubscribeOptions, subscribe};
-use testkit::Running;
 use tokio::sync::mpsc;
 
 /// How long a killed process stays away before it is restarted.
@@ -84,14 +84,14 @@ fn start_client(addr: SocketAddr, extra: &[&str]) -> anyhow::Result<Running> {
 }
 
 /// Stops a client with SIGTERM and returns its report.
-fn client_report(client: &mut Running) -> anyhow::Result<serde_json::Value> {
+async fn client_report(client: &mut Running) -> anyhow::Result<serde_json::Value> {
     client.terminate()?;
-    client_exit_report(client)
+    client_exit_report(client).await
 }
 
 /// Waits for a client to exit by itself and returns its report.
-fn client_exit_report(client: &mut Running) -> anyhow::Result<serde_json::Value> {
-    let exit = client.wait_exit(PATIENCE)?;
+async fn client_exit_report(client: &mut Running) -> anyhow::Result<serde_json::Value> {
+    let exit = client.wait_exit(PATIENCE).await?;
     let mut out = String::new();
     std::io::Read::read_to_string(&mut client.take_stdout().expect("piped"), &mut out)?;
     anyhow::ensure!(exit.success(), "client exited with {exit}: {}\n{out}", client.log());
@@ -99,9 +99,11 @@ fn client_exit_report(client: &mut Running) -> anyhow::Result<serde_json::Value>
 }
 
 /// Bytes sent but not yet acknowledged on the established socket matching `filter` (`ss`'s
-/// Send-Q).
-fn send_queue(filter: &str) -> anyhow::Result<u64> {
-    let out = Command::new("ss").args(["-tnH", "state", "established", filter]).output()?;
+/// Send-Q). `ss` runs on the blocking pool.
+async fn send_queue(filter: &str) -> anyhow::Result<u64> {
+    let filter = filter.to_owned();
+    let ss = move || Command::new("ss").args(["-tnH", "state", "established", &filter]).output();
+    let out = tokio::task::spawn_blocking(ss).await??;
     let text = String::from_utf8_lossy(&out.stdout);
     let field = text.split_whitespace().nth(1).context("no such socket")?;
     Ok(field.parse()?)
@@ -112,13 +114,13 @@ async fn a_drone_killed_mid_frame_comes_back_without_viewers_reconnecting() -> a
     // Frames of a few hundred kB: the kernel takes each in several pieces, so a blocked
     // writer is in the middle of one.
     let big = ["--width", "1280", "--height", "720", "--fps", "15"];
-    let (mut drone, drone_addr) = start_drone("127.0.0.1:0", &big)?;
+    let (mut drone, drone_addr) = start_drone("127.0.0.1:0", &big).await?;
     let mut cmd = cache_cmd(&drone_addr.to_string(), "127.0.0.1:0", &[]);
     cmd.env("RUST_LOG", "info,cache_server::upstream=debug"); // every redial attempt
-    let (cache, cache_addr, _) = start_cache_at(cmd)?;
+    let (cache, cache_addr, _) = start_cache_at(cmd).await?;
     let mut clock = frame_clock(cache_addr);
     let mut client = start_client(cache_addr, &[])?;
-    client.wait_for_line("connected", PATIENCE)?;
+    client.wait_for_line("connected", PATIENCE).await?;
     frames(&mut clock, 10).await?;
 
     // Kill the drone in the middle of writing a frame: pause the cache-server so the drone's
@@ -131,23 +133,23 @@ async fn a_drone_killed_mid_frame_comes_back_without_viewers_reconnecting() -> a
     let paused = Instant::now();
     while same < 3 {
         anyhow::ensure!(Instant::now() < deadline, "the drone's socket never filled up");
-        std::thread::sleep(Duration::from_millis(50));
-        let queued = send_queue(&filter)?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let queued = send_queue(&filter).await?;
         same = if queued == last && queued >= 16 * 1024 { same + 1 } else { 0 };
         last = queued;
     }
     println!("the drone's writer blocked {:?} after the pause", paused.elapsed());
     drone.signal("KILL")?;
-    drone.wait_exit(PATIENCE)?;
+    drone.wait_exit(PATIENCE).await?;
     cache.signal("CONT")?;
-    let lost = cache.wait_for_line("upstream lost; redialling", PATIENCE)?;
+    let lost = cache.wait_for_line("upstream lost; redialling", PATIENCE).await?;
     assert!(lost.contains("in the middle of a message"), "not killed mid-frame: {lost}");
-    let line = cache.wait_for_line("upstream unavailable", PATIENCE)?;
+    let line = cache.wait_for_line("upstream unavailable", PATIENCE).await?;
     assert!(line.contains("backoff up to 500ms"), "{line}");
-    std::thread::sleep(OUTAGE);
+    tokio::time::sleep(OUTAGE).await;
     drain(&mut clock)?;
 
-    let (_drone, _, ready) = start_drone_at(&drone_addr.to_string(), &big)?;
+    let (_drone, _, ready) = start_drone_at(&drone_addr.to_string(), &big).await?;
     let (next, _) = frames(&mut clock, 1).await?[0];
     let resumed = next.saturating_duration_since(ready);
     println!("viewer resumed {resumed:?} after the new drone was ready");
@@ -156,7 +158,7 @@ async fn a_drone_killed_mid_frame_comes_back_without_viewers_reconnecting() -> a
     // Redials backed off, and never paused longer than the cap (500 ms).
     let mut attempts = Vec::new();
     loop {
-        let (at, line) = cache.wait_for_line_since("upstream", None, PATIENCE)?;
+        let (at, line) = cache.wait_for_line_since("upstream", None, PATIENCE).await?;
         if line.contains("upstream back") {
             break;
         }
@@ -171,7 +173,7 @@ async fn a_drone_killed_mid_frame_comes_back_without_viewers_reconnecting() -> a
     assert!(longest > Duration::from_millis(350), "redials did not back off: {gaps:?}");
     frames(&mut clock, 10).await?;
 
-    let report = client_report(&mut client)?;
+    let report = client_report(&mut client).await?;
     assert_eq!(report["reconnects"], 0, "the client was dropped: {report}");
     assert_eq!(report["source_restarts"], 1, "{report}");
     Ok(())
@@ -180,29 +182,29 @@ async fn a_drone_killed_mid_frame_comes_back_without_viewers_reconnecting() -> a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_middle_of_a_chain_killed_and_restarted_keeps_the_far_viewers() -> anyhow::Result<()> {
     let drone = inprocess_drone(30).await?;
-    let (mut near, near_addr) = start_cache(&drone.to_string(), "127.0.0.1:0", &[])?;
-    let (far, far_addr) = start_cache(&near_addr.to_string(), "127.0.0.1:0", &[])?;
+    let (mut near, near_addr) = start_cache(&drone.to_string(), "127.0.0.1:0", &[]).await?;
+    let (far, far_addr) = start_cache(&near_addr.to_string(), "127.0.0.1:0", &[]).await?;
     let mut clock = frame_clock(far_addr);
     let mut client = start_client(far_addr, &[])?;
-    client.wait_for_line("connected", PATIENCE)?;
+    client.wait_for_line("connected", PATIENCE).await?;
     frames(&mut clock, 10).await?;
 
     near.signal("KILL")?;
-    near.wait_exit(PATIENCE)?;
-    far.wait_for_line("upstream lost; redialling", PATIENCE)?;
-    std::thread::sleep(OUTAGE);
+    near.wait_exit(PATIENCE).await?;
+    far.wait_for_line("upstream lost; redialling", PATIENCE).await?;
+    tokio::time::sleep(OUTAGE).await;
     drain(&mut clock)?;
 
     let (_near, _, ready) =
-        start_cache_at(cache_cmd(&drone.to_string(), &near_addr.to_string(), &[]))?;
+        start_cache_at(cache_cmd(&drone.to_string(), &near_addr.to_string(), &[])).await?;
     let (next, _) = frames(&mut clock, 1).await?[0];
     let resumed = next.saturating_duration_since(ready);
     println!("far viewer resumed {resumed:?} after the middle cache-server was ready");
     assert!(resumed < RESUME_WITHIN, "far viewer resumed only {resumed:?} after the restart");
-    far.wait_for_line("upstream back", PATIENCE)?;
+    far.wait_for_line("upstream back", PATIENCE).await?;
     frames(&mut clock, 10).await?;
 
-    let report = client_report(&mut client)?;
+    let report = client_report(&mut client).await?;
     assert_eq!(report["reconnects"], 0, "the far client was dropped: {report}");
     assert_eq!(report["out_of_order"], 0, "{report}");
     Ok(())
@@ -213,23 +215,23 @@ async fn clients_reconnect_by_themselves_when_the_cache_server_restarts() -> any
     // 10 fps: the client wants 50 frames, 5 s' worth, so both restarts below happen while it
     // is still collecting, and it can only finish if frames continue after each.
     let drone = inprocess_drone(10).await?.to_string();
-    let (mut cache, addr) = start_cache(&drone, "127.0.0.1:0", &[])?;
+    let (mut cache, addr) = start_cache(&drone, "127.0.0.1:0", &[]).await?;
     let mut client = start_client(addr, &["--frames", "50", "--timeout", "60"])?;
-    client.wait_for_line("connected", PATIENCE)?;
+    client.wait_for_line("connected", PATIENCE).await?;
 
     // A clean restart: the client gets a goodbye.
     cache.terminate()?;
-    assert!(cache.wait_exit(PATIENCE)?.success(), "{}", cache.log());
-    let (mut cache, _) = start_cache(&drone, &addr.to_string(), &[])?;
-    client.wait_for_line("connected", PATIENCE)?;
+    assert!(cache.wait_exit(PATIENCE).await?.success(), "{}", cache.log());
+    let (mut cache, _) = start_cache(&drone, &addr.to_string(), &[]).await?;
+    client.wait_for_line("connected", PATIENCE).await?;
 
     // A crash: the connection just breaks.
     cache.signal("KILL")?;
-    cache.wait_exit(PATIENCE)?;
-    let (_cache, _) = start_cache(&drone, &addr.to_string(), &[])?;
-    client.wait_for_line("connected", PATIENCE)?;
+    cache.wait_exit(PATIENCE).await?;
+    let (_cache, _) = start_cache(&drone, &addr.to_string(), &[]).await?;
+    client.wait_for_line("connected", PATIENCE).await?;
 
-    let report = client_exit_report(&mut client)?;
+    let report = client_exit_report(&mut client).await?;
     assert_eq!(report["frames"], 50, "{report}");
     assert_eq!(report["reconnects"], 2, "{report}");
     assert_eq!(report["out_of_order"], 0, "{report}");
@@ -262,7 +264,7 @@ async fn stops_cleanly(mut server: Running, addr: SocketAddr, signal: &str) -> a
     // No longer accepting: a new viewer is refused, or at least never served.
     let late = tokio::time::timeout(Duration::from_millis(500), RawViewer::connect(addr)).await;
     assert!(!matches!(late, Ok(Ok(_))), "a new viewer was served after SIG{signal}");
-    let exit = server.wait_exit(Duration::from_secs(1).saturating_sub(sent.elapsed()))?;
+    let exit = server.wait_exit(Duration::from_secs(1).saturating_sub(sent.elapsed())).await?;
     let took = sent.elapsed();
     assert!(exit.success(), "exit {exit} after SIG{signal}; log:\n{}", server.log());
     assert!(took < Duration::from_secs(1), "took {took:?} to exit after SIG{signal}");
@@ -272,34 +274,34 @@ async fn stops_cleanly(mut server: Running, addr: SocketAddr, signal: &str) -> a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drone_says_goodbye_and_exits_0_on_sigint() -> anyhow::Result<()> {
-    let (drone, addr) = start_drone("127.0.0.1:0", &[])?;
+    let (drone, addr) = start_drone("127.0.0.1:0", &[]).await?;
     stops_cleanly(drone, addr, "INT").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drone_says_goodbye_and_exits_0_on_sigterm() -> anyhow::Result<()> {
-    let (drone, addr) = start_drone("127.0.0.1:0", &[])?;
+    let (drone, addr) = start_drone("127.0.0.1:0", &[]).await?;
     stops_cleanly(drone, addr, "TERM").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_server_says_goodbye_and_exits_0_on_sigint() -> anyhow::Result<()> {
     let drone = inprocess_drone(30).await?;
-    let (cache, addr) = start_cache(&drone.to_string(), "127.0.0.1:0", &[])?;
+    let (cache, addr) = start_cache(&drone.to_string(), "127.0.0.1:0", &[]).await?;
     stops_cleanly(cache, addr, "INT").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_server_says_goodbye_and_exits_0_on_sigterm() -> anyhow::Result<()> {
     let drone = inprocess_drone(30).await?;
-    let (cache, addr) = start_cache(&drone.to_string(), "127.0.0.1:0", &[])?;
+    let (cache, addr) = start_cache(&drone.to_string(), "127.0.0.1:0", &[]).await?;
     stops_cleanly(cache, addr, "TERM").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_goodbye_ends_a_subscription_cleanly() -> anyhow::Result<()> {
     // What a relay or client sees of the goodbye above: `next_frame` returns Ok(None).
-    let (drone, addr) = start_drone("127.0.0.1:0", &[])?;
+    let (drone, addr) = start_drone("127.0.0.1:0", &[]).await?;
     let mut sub = subscribe(&addr.to_string(), &SubscribeOptions::default()).await?;
     assert!(sub.next_frame().await?.is_some());
     drone.signal("INT")?;

@@ -4,31 +4,30 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream as StdStream;
+use std::io::ErrorKind;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
-    PATIENCE, RawViewer, client_bin, cpu_time, inprocess_drone, start_cache, start_drone,
-};
+use common::{PATIENCE, RawViewer, client_bin, inprocess_drone, start_cache, start_drone};
 use framing::{Hello, Message, Role};
+use harness::Running;
+use harness::usage::Pid;
 use relay::{SubscribeOptions, subscribe};
-use socket2::{Domain, Protocol, Socket, Type};
-use testkit::Running;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// Reads and discards until the peer closes; how long that took, or an error if it did not
 /// close within `patience`.
-fn wait_closed(stream: &mut StdStream, patience: Duration) -> anyhow::Result<Duration> {
+async fn wait_closed(stream: &mut TcpStream, patience: Duration) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    stream.set_read_timeout(Some(patience))?;
     let mut sink = vec![0u8; 256 * 1024];
     loop {
-        match stream.read(&mut sink) {
-            Ok(0) => return Ok(start.elapsed()),
-            Ok(_) => continue,
-            Err(err) if err.kind() == ErrorKind::ConnectionReset => return Ok(start.elapsed()),
-            Err(err) => anyhow::bail!("still open after {:?}: {err}", start.elapsed()),
+        match tokio::time::timeout(patience, stream.read(&mut sink)).await {
+            Ok(Ok(0)) => return Ok(start.elapsed()),
+            Ok(Ok(_)) => continue,
+            Ok(Err(err)) if err.kind() == ErrorKind::ConnectionReset => return Ok(start.elapsed()),
+            Ok(Err(err)) => anyhow::bail!("read failed after {:?}: {err}", start.elapsed()),
+            Err(_) => anyhow::bail!("still open after {:?}", start.elapsed()),
         }
     }
 }
@@ -36,19 +35,20 @@ fn wait_closed(stream: &mut StdStream, patience: Duration) -> anyhow::Result<Dur
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_over_the_limit_is_refused_and_the_client_says_so() -> anyhow::Result<()> {
     let drone = inprocess_drone(15).await?;
-    let (cache, addr) = start_cache(&drone.to_string(), "127.0.0.1:0", &["--max-viewers", "2"])?;
+    let (cache, addr) =
+        start_cache(&drone.to_string(), "127.0.0.1:0", &["--max-viewers", "2"]).await?;
     let addr = addr.to_string();
     let client = |extra: &[&str]| -> anyhow::Result<Running> {
         Running::start(Command::new(client_bin()?).arg(&addr).arg("--headless").args(extra))
     };
     let mut first = client(&[])?;
-    first.wait_for_line("connected", PATIENCE)?;
+    first.wait_for_line("connected", PATIENCE).await?;
     let mut second = client(&[])?;
-    second.wait_for_line("connected", PATIENCE)?;
+    second.wait_for_line("connected", PATIENCE).await?;
 
     let mut third = client(&[])?;
     let started = Instant::now();
-    let exit = third.wait_exit(Duration::from_secs(10))?;
+    let exit = third.wait_exit(Duration::from_secs(10)).await?;
     println!("the third client exited with {exit} after {:?}", started.elapsed());
     let log = third.log();
     assert!(!exit.success(), "the third client exited 0; log:\n{log}");
@@ -56,41 +56,42 @@ async fn a_viewer_over_the_limit_is_refused_and_the_client_says_so() -> anyhow::
         log.contains("refused the connection: server full (2 viewers)"),
         "the client does not say why: {log}"
     );
-    cache.wait_for_line("refusing viewer: server full", PATIENCE)?;
+    cache.wait_for_line("refusing viewer: server full", PATIENCE).await?;
 
     // A slot frees when a viewer leaves: the next client is served.
     first.terminate()?;
-    assert!(first.wait_exit(PATIENCE)?.success(), "{}", first.log());
-    cache.wait_for_line("viewer left", PATIENCE)?;
+    assert!(first.wait_exit(PATIENCE).await?.success(), "{}", first.log());
+    cache.wait_for_line("viewer left", PATIENCE).await?;
     let mut fourth = client(&["--frames", "5", "--timeout", "20"])?;
-    let exit = fourth.wait_exit(PATIENCE)?;
+    let exit = fourth.wait_exit(PATIENCE).await?;
     assert!(exit.success(), "a client was refused after a slot freed: {}", fourth.log());
 
     second.terminate()?;
-    assert!(second.wait_exit(PATIENCE)?.success(), "{}", second.log());
+    assert!(second.wait_exit(PATIENCE).await?.success(), "{}", second.log());
     Ok(())
 }
 
-#[test]
-fn a_peer_that_never_finishes_its_hello_is_dropped() -> anyhow::Result<()> {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_finishes_its_hello_is_dropped() -> anyhow::Result<()> {
     // No upstream is needed: the viewer port works regardless.
-    let (cache, addr) = start_cache("127.0.0.1:1", "127.0.0.1:0", &["--handshake-timeout", "0.5"])?;
+    let (cache, addr) =
+        start_cache("127.0.0.1:1", "127.0.0.1:0", &["--handshake-timeout", "0.5"]).await?;
     let connected = Instant::now();
-    let mut silent = StdStream::connect(addr)?;
+    let mut silent = TcpStream::connect(addr).await?;
     let hello = Hello::new(Role::Viewer, "test/half-hello").to_bytes();
-    let mut half = StdStream::connect(addr)?;
-    half.write_all(&hello[..hello.len() / 2])?;
+    let mut half = TcpStream::connect(addr).await?;
+    half.write_all(&hello[..hello.len() / 2]).await?;
 
     for (name, stream) in [("a silent peer", &mut silent), ("half a hello", &mut half)] {
-        wait_closed(stream, Duration::from_secs(5))?;
+        wait_closed(stream, Duration::from_secs(5)).await?;
         let took = connected.elapsed();
         println!("{name}: dropped {took:?} after connecting");
         assert!(took > Duration::from_millis(400), "{name} was dropped early, after {took:?}");
         assert!(took < Duration::from_secs(3), "{name} was dropped only after {took:?}");
     }
     // Once per peer, with the reason.
-    cache.wait_for_line("hello within 500ms", PATIENCE)?;
-    cache.wait_for_line("hello within 500ms", PATIENCE)?;
+    cache.wait_for_line("hello within 500ms", PATIENCE).await?;
+    cache.wait_for_line("hello within 500ms", PATIENCE).await?;
     Ok(())
 }
 
@@ -102,7 +103,8 @@ async fn a_viewer_that_never_reads_is_dropped_while_others_keep_getting_frames()
         &drone.to_string(),
         "127.0.0.1:0",
         &["--viewer-timeout", "1", "--notsent-lowat", "16384"],
-    )?;
+    )
+    .await?;
 
     // A healthy viewer, timing every frame.
     let mut healthy = subscribe(&addr.to_string(), &SubscribeOptions::default()).await?;
@@ -123,19 +125,18 @@ async fn a_viewer_that_never_reads_is_dropped_while_others_keep_getting_frames()
     });
 
     // A viewer with a tiny receive buffer that says hello and never reads.
-    let stuck = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    let stuck = TcpSocket::new_v4()?;
     stuck.set_recv_buffer_size(2048)?;
-    stuck.connect(&addr.into())?;
-    let mut stuck = StdStream::from(stuck);
-    stuck.write_all(&Hello::new(Role::Viewer, "test/never-reads").to_bytes())?;
+    let mut stuck = stuck.connect(addr).await?;
+    stuck.write_all(&Hello::new(Role::Viewer, "test/never-reads").to_bytes()).await?;
     let hello_sent = Instant::now();
 
-    let line = cache.wait_for_line("viewer dropped", PATIENCE)?;
+    let line = cache.wait_for_line("viewer dropped", PATIENCE).await?;
     let dropped_after = hello_sent.elapsed();
     assert!(line.contains("took no frame for 1s"), "dropped for another reason: {line}");
     assert!(dropped_after < Duration::from_secs(5), "dropped only after {dropped_after:?}");
     // It really is disconnected: past what was buffered, its stream ends.
-    wait_closed(&mut stuck, Duration::from_secs(5))?;
+    wait_closed(&mut stuck, Duration::from_secs(5)).await?;
 
     // The healthy viewer never paused and is still served.
     let until = Instant::now() + Duration::from_millis(500);
@@ -163,24 +164,26 @@ async fn a_viewer_that_never_reads_is_dropped_while_others_keep_getting_frames()
 }
 
 /// The kernel's timer on each TCP socket matching `filter` (an `ss` filter), as `ss -o`
-/// shows it: `keepalive` for an idle socket with SO_KEEPALIVE.
-fn ss_timers(filter: &str) -> anyhow::Result<String> {
-    let out = Command::new("ss").args(["-tnoH", "state", "established", filter]).output()?;
+/// shows it: `keepalive` for an idle socket with SO_KEEPALIVE. `ss` runs on the blocking pool.
+async fn ss_timers(filter: &str) -> anyhow::Result<String> {
+    let filter = filter.to_owned();
+    let ss = move || Command::new("ss").args(["-tnoH", "state", "established", &filter]).output();
+    let out = tokio::task::spawn_blocking(ss).await??;
     anyhow::ensure!(out.status.success(), "ss failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Polls until `ss` shows a keepalive timer on the socket matching `filter` (a socket that
 /// just sent data shows its retransmission timer for a moment instead).
-fn assert_keepalive(what: &str, filter: &str) -> anyhow::Result<()> {
+async fn assert_keepalive(what: &str, filter: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let seen = ss_timers(filter)?;
+        let seen = ss_timers(filter).await?;
         if seen.contains("timer:(keepalive") {
             return Ok(());
         }
         anyhow::ensure!(Instant::now() < deadline, "{what}: no keepalive timer in ss: {seen:?}");
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -188,20 +191,22 @@ fn assert_keepalive(what: &str, filter: &str) -> anyhow::Result<()> {
 async fn every_connection_has_tcp_keepalive() -> anyhow::Result<()> {
     // An upstream that accepts and then stays silent: the cache-server's dialling socket idles
     // in the handshake.
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let upstream = TcpListener::bind("127.0.0.1:0").await?;
     let up = upstream.local_addr()?;
-    let (_cache, addr) = start_cache(&up.to_string(), "127.0.0.1:0", &[])?;
-    let _held = upstream.accept()?;
+    let (_cache, addr) = start_cache(&up.to_string(), "127.0.0.1:0", &[]).await?;
+    let _held = tokio::time::timeout(PATIENCE, upstream.accept()).await??;
     let _viewer = RawViewer::connect(addr).await?;
-    assert_keepalive("cache-server viewer socket", &format!("( sport = :{} )", addr.port()))?;
-    assert_keepalive("cache-server upstream socket", &format!("( dport = :{} )", up.port()))?;
+    let viewer_side = format!("( sport = :{} )", addr.port());
+    assert_keepalive("cache-server viewer socket", &viewer_side).await?;
+    let upstream_side = format!("( dport = :{} )", up.port());
+    assert_keepalive("cache-server upstream socket", &upstream_side).await?;
 
     // The drone's sockets go through the same relay::Server; at 1 fps they idle between
     // frames.
-    let (_drone, drone) = start_drone("127.0.0.1:0", &["--fps", "1"])?;
+    let (_drone, drone) = start_drone("127.0.0.1:0", &["--fps", "1"]).await?;
     let mut relay = RawViewer::connect(drone).await?;
     assert!(matches!(relay.next(PATIENCE).await?, Some(Message::Frame(_))), "no frame");
-    assert_keepalive("drone viewer socket", &format!("( sport = :{} )", drone.port()))?;
+    assert_keepalive("drone viewer socket", &format!("( sport = :{} )", drone.port())).await?;
     Ok(())
 }
 
@@ -224,22 +229,23 @@ async fn running_out_of_file_descriptors_backs_off_and_recovers() -> anyhow::Res
         "60",
     ]);
     let cache = Running::start(&mut cmd)?;
-    let addr = cache.wait_for_addr("serving viewers", PATIENCE)?;
-    cache.wait_for_line("upstream connected", PATIENCE)?;
+    let addr = cache.wait_for_addr("serving viewers", PATIENCE).await?;
+    cache.wait_for_line("upstream connected", PATIENCE).await?;
 
     // More connections than descriptors: the kernel completes them all into the backlog; the
     // server runs out while accepting.
     let mut peers = Vec::new();
     for _ in 0..80 {
-        peers.push(StdStream::connect(addr)?);
+        peers.push(TcpStream::connect(addr).await?);
     }
-    let line = cache.wait_for_line("accept failed; retrying after a pause", PATIENCE)?;
+    let line = cache.wait_for_line("accept failed; retrying after a pause", PATIENCE).await?;
     assert!(line.contains("Too many open files"), "another accept error: {line}");
 
     // While out of descriptors, it waits rather than spins.
-    let (cpu_before, wall_before) = (cpu_time(cache.pid())?, Instant::now());
-    std::thread::sleep(Duration::from_secs(2)); // the measurement window
-    let cpu = cpu_time(cache.pid())?.saturating_sub(cpu_before);
+    let server = Pid::Other(cache.pid());
+    let (cpu_before, wall_before) = (server.cpu_time()?, Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await; // the measurement window
+    let cpu = server.cpu_time()?.saturating_sub(cpu_before);
     let share = cpu.as_secs_f64() / wall_before.elapsed().as_secs_f64();
     assert!(share < 0.3, "{:.0}% of a core while out of descriptors", share * 100.0);
     let retries = cache.log().matches("accept failed").count();

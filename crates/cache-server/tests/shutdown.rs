@@ -50,8 +50,8 @@ async fn sigterm_with_stalled_slow_and_handshaking_peers_during_a_quiet_source_e
 -> anyhow::Result<()> {
     // 640×480 frames (~65 kB) fill a never-reading viewer's socket within a few frames.
     let (drone, drone_addr) =
-        start_drone("127.0.0.1:0", &["--width", "640", "--height", "480", "--fps", "30"])?;
-    let (cache, addr) = start_cache(&drone_addr.to_string(), "127.0.0.1:0", &[])?;
+        start_drone("127.0.0.1:0", &["--width", "640", "--height", "480", "--fps", "30"]).await?;
+    let (mut cache, addr) = start_cache(&drone_addr.to_string(), "127.0.0.1:0", &[]).await?;
 
     let goodbyes = Arc::new(AtomicUsize::new(0));
     let heard_beat = Arc::new(Notify::new());
@@ -67,9 +67,7 @@ async fn sigterm_with_stalled_slow_and_handshaking_peers_during_a_quiet_source_e
     }
     let total = READING + SLOW + STALLED;
     let joined = format!("viewers={total}");
-    let cache =
-        tokio::task::spawn_blocking(move || cache.wait_for_line(&joined, PATIENCE).map(|_| cache))
-            .await??;
+    cache.wait_for_line(&joined, PATIENCE).await?;
     let mut handshaking = Vec::new();
     for _ in 0..HANDSHAKING {
         let mut peer = TcpStream::connect(addr).await?;
@@ -83,10 +81,7 @@ async fn sigterm_with_stalled_slow_and_handshaking_peers_during_a_quiet_source_e
         stalled.iter().map(|v| v.write.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?;
     stalled_sockets_full(addr, &ports).await?;
     drone.signal("KILL")?;
-    let cache = tokio::task::spawn_blocking(move || {
-        cache.wait_for_line("upstream lost", PATIENCE).map(|_| cache)
-    })
-    .await??;
+    cache.wait_for_line("upstream lost", PATIENCE).await?;
     // Heartbeats now go out instead of frames: the state the shutdown must not wait on.
     for _ in 0..2 {
         tokio::time::timeout(PATIENCE, heard_beat.notified()).await?;
@@ -94,17 +89,9 @@ async fn sigterm_with_stalled_slow_and_handshaking_peers_during_a_quiet_source_e
 
     let sent = Instant::now();
     cache.signal("TERM")?;
-    let (exit, cache) = tokio::task::spawn_blocking(move || {
-        let mut cache = cache;
-        (cache.wait_exit(PATIENCE), cache)
-    })
-    .await?;
+    let exit = cache.wait_exit(PATIENCE).await?;
     let took = sent.elapsed();
     eprintln!("exited {took:?} after SIGTERM");
-    if std::env::var_os("SHOW_LOG").is_some() {
-        eprintln!("{}", cache.log());
-    }
-    let exit = exit?;
     assert!(exit.success(), "exit {exit} after SIGTERM; log:\n{}", cache.log());
     assert!(took < Duration::from_secs(1), "took {took:?} to exit after SIGTERM");
     while readers.join_next().await.is_some() {}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use common::{HostileSource, Shot, capped, peak_rss_kib};
 use drone::Format;
-use testkit::Running;
+use harness::Running;
 
 /// Upper bound for anything the test waits on; generous for a loaded 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -51,12 +51,12 @@ fn headless_client_skips_and_counts_frames_that_claim_60000x60000() -> anyhow::R
 
     // Seq 30 logged means seq 0–29 were decoded (or refused): 15 of them hostile.
     let last_before_hold = format!("frame seq={} ", HOLD_AFTER - 1);
-    client.wait_for_line(&last_before_hold, PATIENCE)?;
+    client.blocking_wait_for_line(&last_before_hold, PATIENCE)?;
     let peak = peak_rss_kib(client.pid())?;
     println!("peak RSS after 15 hostile frames: {:.1} MiB", peak as f64 / 1024.0);
     source.release();
 
-    let status = client.wait_exit(PATIENCE)?;
+    let status = client.blocking_wait_exit(PATIENCE)?;
     let log = client.log();
     ensure!(status.code() == Some(0), "client exited with {status}; its log:\n{log}");
     ensure!(

@@ -225,12 +225,9 @@ mod tests {
         tweak: impl FnOnce(&mut Encoder<&mut Vec<u8>>),
     ) -> Vec<u8> {
         let mut rgb = Vec::with_capacity(usize::from(width) * usize::from(height) * 3);
-        let mut rng = u32::from(seed).wrapping_mul(2_654_435_761) | 1;
+        let mut rng = fastrand::Rng::with_seed(u64::from(seed));
         for i in 0..usize::from(width) * usize::from(height) {
-            rng ^= rng << 13;
-            rng ^= rng >> 17;
-            rng ^= rng << 5;
-            rgb.extend_from_slice(&[(i % 251) as u8 ^ seed, (rng >> 8) as u8, (rng >> 16) as u8]);
+            rgb.extend_from_slice(&[(i % 251) as u8 ^ seed, rng.u8(..), rng.u8(..)]);
         }
         let mut out = Vec::new();
         let mut encoder = Encoder::new(&mut out, 75);

@@ -3,8 +3,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+use harness::Running;
 use relay::{SubscribeOptions, subscribe};
-use testkit::Running;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -20,7 +20,7 @@ async fn serves_the_test_pattern_and_says_goodbye_on_sigterm() -> anyhow::Result
         "--height",
         "240",
     ]))?;
-    let addr = drone.wait_for_addr("drone serving", PATIENCE)?;
+    let addr = drone.wait_for_addr("drone serving", PATIENCE).await?;
 
     let mut sub = subscribe(&addr.to_string(), &SubscribeOptions::default()).await?;
     assert!(sub.source_hello().agent.starts_with("drone/"), "{:?}", sub.source_hello());
@@ -46,7 +46,7 @@ async fn serves_the_test_pattern_and_says_goodbye_on_sigterm() -> anyhow::Result
     })
     .await?;
     assert!(matches!(ended, Ok(None)), "stream did not end cleanly: {ended:?}");
-    let exit = drone.wait_exit(Duration::from_secs(5))?;
+    let exit = drone.wait_exit(Duration::from_secs(5)).await?;
     assert!(exit.success(), "drone exited with {exit}; log:\n{}", drone.log());
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! What the limit and fault tests share: starting the real binaries, an in-process drone, and
-//! a raw viewer that speaks the protocol message by message.
+//! a raw viewer that speaks the protocol message by message. Everything that waits is async:
+//! the tests run on a two-worker runtime that also hosts the in-process servers.
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use framing::{Hello, MAX_CONTROL_LEN, Message, MessageCodec, Role};
 use futures_util::StreamExt;
-use testkit::Running;
+use harness::Running;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -27,30 +28,30 @@ pub fn cache_bin() -> PathBuf {
 
 /// The `drone` binary, built beside this test by `cargo test --workspace`.
 pub fn drone_bin() -> anyhow::Result<PathBuf> {
-    testkit::sibling_bin("drone")
+    harness::sibling_bin("drone")
 }
 
 /// The `client` binary, built beside this test by `cargo test --workspace`.
 pub fn client_bin() -> anyhow::Result<PathBuf> {
-    testkit::sibling_bin("client")
+    harness::sibling_bin("client")
 }
 
 /// Starts the real cache-server relaying `upstream` on `listen` (`127.0.0.1:0` for any port)
 /// with `extra` flags, and waits until it serves viewers.
-pub fn start_cache(
+pub async fn start_cache(
     upstream: &str,
     listen: &str,
     extra: &[&str],
 ) -> anyhow::Result<(Running, SocketAddr)> {
     let cmd = cache_cmd(upstream, listen, extra);
-    let (cache, addr, _) = start_cache_at(cmd)?;
+    let (cache, addr, _) = start_cache_at(cmd).await?;
     Ok((cache, addr))
 }
 
 /// Starts `cmd` (a cache-server) and returns it, its address and when it said it was ready.
-pub fn start_cache_at(mut cmd: Command) -> anyhow::Result<(Running, SocketAddr, Instant)> {
+pub async fn start_cache_at(mut cmd: Command) -> anyhow::Result<(Running, SocketAddr, Instant)> {
     let cache = Running::start(&mut cmd)?;
-    let (addr, ready) = cache.wait_for_addr_at("serving viewers", PATIENCE)?;
+    let (addr, ready) = cache.wait_for_addr_at("serving viewers", PATIENCE).await?;
     Ok((cache, addr, ready))
 }
 
@@ -68,12 +69,12 @@ pub fn cache_cmd(upstream: &str, listen: &str, extra: &[&str]) -> Command {
 
 /// Starts the real drone (test pattern, 320×240 unless `extra` says otherwise) on `listen`
 /// and waits until it serves.
-pub fn start_drone(listen: &str, extra: &[&str]) -> anyhow::Result<(Running, SocketAddr)> {
-    start_drone_at(listen, extra).map(|(drone, addr, _)| (drone, addr))
+pub async fn start_drone(listen: &str, extra: &[&str]) -> anyhow::Result<(Running, SocketAddr)> {
+    start_drone_at(listen, extra).await.map(|(drone, addr, _)| (drone, addr))
 }
 
 /// [`start_drone`], also returning when the drone said it was ready.
-pub fn start_drone_at(
+pub async fn start_drone_at(
     listen: &str,
     extra: &[&str],
 ) -> anyhow::Result<(Running, SocketAddr, Instant)> {
@@ -83,7 +84,7 @@ pub fn start_drone_at(
         cmd.args(["--width", "320", "--height", "240"]);
     }
     let drone = Running::start(cmd.args(extra))?;
-    let (addr, ready) = drone.wait_for_addr_at("drone serving", PATIENCE)?;
+    let (addr, ready) = drone.wait_for_addr_at("drone serving", PATIENCE).await?;
     Ok((drone, addr, ready))
 }
 
@@ -132,21 +133,4 @@ impl RawViewer {
             }
         }
     }
-}
-
-/// CPU time (user + system) the process has used so far.
-pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = stat.rsplit_once(')').context("malformed /proc/PID/stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-    let ticks: u64 = fields
-        .get(11..13)
-        .context("short /proc/PID/stat")?
-        .iter()
-        .try_fold(0u64, |sum, field| -> anyhow::Result<u64> { Ok(sum + field.parse::<u64>()?) })?;
-    let per_sec = Command::new("getconf").arg("CLK_TCK").output()?;
-    let per_sec: u64 = String::from_utf8_lossy(&per_sec.stdout).trim().parse().unwrap_or(100);
-    Ok(Duration::from_secs_f64(ticks as f64 / per_sec as f64))
 }

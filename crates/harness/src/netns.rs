@@ -11,15 +11,18 @@
 //! the [`VethPair`] is dropped, on every exit path of the test. Needs root and iproute2 (`ip`,
 //! `tc`).
 //!
-//! Where namespaces cannot be created, [`VethPair::create_or_skip`] prints why and returns
-//! `None`, so the test can return early — unless `DRONECAST_REQUIRE_NETNS=1` is set (CI sets
-//! it), in which case it fails.
+//! Where namespaces cannot be created, [`VethPair::create_or_skip`] prints `SKIPPED: why` and
+//! returns `None`, so the test can return early — unless `DRONECAST_REQUIRE_NETNS=1` is set
+//! (CI sets it), in which case it fails.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, bail};
+
+/// The variable that makes a namespace test fail where it would skip.
+pub const REQUIRE: &str = "DRONECAST_REQUIRE_NETNS";
 
 /// The veth device's name inside each namespace.
 pub const DEV: &str = "dc";
@@ -69,17 +72,17 @@ impl VethPair {
     }
 
     /// Like [`create`](Self::create), but where namespaces cannot be created at all (no root,
-    /// no iproute2, a sandbox), prints why and returns `Ok(None)` so the test can skip —
-    /// unless `DRONECAST_REQUIRE_NETNS=1`, which turns that into an error.
-    pub fn create_or_skip(test: &str, tag: &str, subnet: u8) -> anyhow::Result<Option<VethPair>> {
+    /// no iproute2, a sandbox), skips with [`skip_or_fail`](crate::skip_or_fail) and returns
+    /// `Ok(None)` — an error under `DRONECAST_REQUIRE_NETNS=1`.
+    pub fn create_or_skip(tag: &str, subnet: u8) -> anyhow::Result<Option<VethPair>> {
         if let Err(why) = namespaces_available() {
-            if std::env::var("DRONECAST_REQUIRE_NETNS").is_ok_and(|v| v == "1") {
-                bail!("DRONECAST_REQUIRE_NETNS=1 but network namespaces are unavailable: {why:#}");
-            }
-            skipped(&format!(
-                "{test}: network namespaces are unavailable ({why:#}); this test needs root and \
-                 iproute2 (set DRONECAST_REQUIRE_NETNS=1 to make this a failure)"
-            ));
+            crate::skip_or_fail(
+                REQUIRE,
+                &format!(
+                    "network namespaces are unavailable ({why:#}); this test needs root and \
+                     iproute2"
+                ),
+            )?;
             return Ok(None);
         }
         VethPair::create(tag, subnet).map(Some)
@@ -108,14 +111,14 @@ impl VethPair {
 
     /// Degrades traffic from `a` to `b`: drops `loss_pct` percent of packets at random and
     /// delays the rest by `delay_ms`, with `tc … netem`. Kernels without `sch_netem` (some
-    /// minimal VM kernels) get the loss alone, from an nftables rule, when `nft` is installed.
-    /// Returns what was applied, or `None` when neither is possible.
-    pub fn impair(&self, loss_pct: u32, delay_ms: u32) -> anyhow::Result<Option<String>> {
+    /// minimal VM kernels, this project's CI) get the loss alone, from an nftables rule
+    /// (`numgen random`), and no delay; the result says which. An error when neither works.
+    pub fn impair(&self, loss_pct: u32, delay_ms: u32) -> anyhow::Result<Impairment> {
         let (loss, delay) = (format!("{loss_pct}%"), format!("{delay_ms}ms"));
         let mut netem = self.exec(&self.a, "tc");
         netem.args(["qdisc", "replace", "dev", DEV, "root", "netem", "loss", &loss, "delay"]);
         let netem_err = match run(netem.arg(&delay)) {
-            Ok(()) => return Ok(Some(format!("netem: {loss} loss, {delay} delay"))),
+            Ok(()) => return Ok(Impairment::Netem),
             Err(err) => err,
         };
         let chain = "{ type filter hook output priority 0; policy accept; }";
@@ -123,20 +126,11 @@ impl VethPair {
         let share = loss_pct.to_string();
         rule.extend(["numgen", "random", "mod", "100", "<", &share, "drop"]);
         let nft = |args: &[&str]| run(self.exec(&self.a, "nft").args(args));
-        let applied = nft(&["add", "table", "inet", "dronecast"])
+        nft(&["add", "table", "inet", "dronecast"])
             .and_then(|()| nft(&["add", "chain", "inet", "dronecast", "out", chain]))
-            .and_then(|()| nft(&rule));
-        match applied {
-            Ok(()) => Ok(Some(format!(
-                "nftables: {loss} loss, no delay (netem unavailable: {netem_err:#})"
-            ))),
-            Err(nft_err) => {
-                skipped(&format!(
-                    "impairment: no netem ({netem_err:#}), no nftables ({nft_err:#})"
-                ));
-                Ok(None)
-            }
-        }
+            .and_then(|()| nft(&rule))
+            .with_context(|| format!("no netem ({netem_err:#}), and nftables failed too"))?;
+        Ok(Impairment::NftablesLossOnly { netem_err: format!("{netem_err:#}") })
     }
 
     /// Removes what [`impair`](Self::impair) added.
@@ -157,19 +151,33 @@ impl VethPair {
     }
 }
 
+/// What [`VethPair::impair`] put in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Impairment {
+    /// `tc netem`: the loss and the delay asked for.
+    Netem,
+    /// An nftables drop rule: the loss only, no delay (the kernel has no `sch_netem`).
+    NftablesLossOnly {
+        /// Why netem could not be used.
+        netem_err: String,
+    },
+}
+
+impl std::fmt::Display for Impairment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Impairment::Netem => f.write_str("netem loss and delay"),
+            Impairment::NftablesLossOnly { .. } => f.write_str("nftables loss, no delay"),
+        }
+    }
+}
+
 impl Drop for VethPair {
     fn drop(&mut self) {
         // Deleting a namespace deletes its end of the veth, and with it the pair.
         let _ = ip(&["netns", "del", &self.a]);
         let _ = ip(&["netns", "del", &self.b]);
     }
-}
-
-/// Prints `SKIPPED <why>` where it is seen even though the test passes: straight to stderr,
-/// past the test harness's output capture (which only takes `print!` and `eprint!`).
-pub fn skipped(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {why}");
 }
 
 /// Whether this process can create a network namespace: tries one and removes it.

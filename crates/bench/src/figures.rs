@@ -1,5 +1,8 @@
-//! Turning per-viewer results into the figures the benchmarks report.
+//! One run's figures: per-viewer results turned into the rates, frame ages and first-frame
+//! times the benchmarks report (percentiles from an HDR histogram), as a table or JSON, and the
+//! median of several runs.
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::load::ViewerResult;
@@ -21,7 +24,7 @@ pub struct ServerSample {
 
 /// One run's figures. `--json` prints this object.
 #[derive(Debug, Clone, Serialize)]
-pub struct Summary {
+pub struct Figures {
     /// `relay` or `ceiling`.
     pub mode: &'static str,
     /// Measuring viewers asked for.
@@ -65,13 +68,39 @@ pub struct Summary {
     pub errors: Vec<String>,
 }
 
-/// Nearest-rank percentile of sorted values (0 when empty).
-fn percentile<T: Copy + Into<f64>>(sorted: &[T], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+/// Largest value the histograms below tell apart: an hour in µs (a frame age, a first-frame
+/// time), or 3.6 million fps in thousandths. Larger values count as this.
+const HISTOGRAM_MAX: u64 = 3_600_000_000;
+
+/// Values recorded in an HDR histogram: percentiles within 0.1% (three significant digits) in
+/// constant memory, however many frames a run counts.
+struct Distribution(Histogram<u64>);
+
+impl Distribution {
+    fn new() -> Distribution {
+        let histogram = Histogram::new_with_bounds(1, HISTOGRAM_MAX, 3);
+        Distribution(histogram.expect("1 to an hour in µs at 3 digits are valid bounds"))
     }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1].into()
+
+    fn of(values: impl IntoIterator<Item = u64>) -> Distribution {
+        let mut d = Distribution::new();
+        values.into_iter().for_each(|v| d.0.saturating_record(v));
+        d
+    }
+
+    /// The value at quantile `q` (0.5 = median), 0 when nothing was recorded.
+    fn quantile(&self, q: f64) -> u64 {
+        if self.0.is_empty() { 0 } else { self.0.value_at_quantile(q) }
+    }
+
+    fn max(&self) -> u64 {
+        if self.0.is_empty() { 0 } else { self.0.max() }
+    }
+}
+
+/// µs (or milli-units) to the figure's unit.
+fn thousandths(v: u64) -> f64 {
+    v as f64 / 1000.0
 }
 
 /// Summarises a run.
@@ -82,49 +111,45 @@ pub fn summarize(
     secs: f64,
     intervals: usize,
     server: ServerSample,
-) -> Summary {
-    let mut fps: Vec<f64> = results.iter().map(|r| r.frames as f64 / secs).collect();
-    fps.sort_by(f64::total_cmp);
-    let mut ages: Vec<u32> = results.iter().flat_map(|r| r.ages_us.iter().copied()).collect();
-    ages.sort_unstable();
-    let mut first: Vec<f64> = results.iter().filter_map(|r| r.first_frame_ms).collect();
-    first.sort_by(f64::total_cmp);
+) -> Figures {
+    let fps: Vec<f64> = results.iter().map(|r| r.frames as f64 / secs).collect();
+    let fps_min = fps.iter().copied().min_by(f64::total_cmp).unwrap_or(0.0);
+    let fps = Distribution::of(fps.iter().map(|f| (f * 1000.0) as u64));
+    let ages =
+        Distribution::of(results.iter().flat_map(|r| r.ages_us.iter().map(|&a| u64::from(a))));
+    let first: Vec<f64> = results.iter().filter_map(|r| r.first_frame_ms).collect();
+    let connected = first.len();
+    let first = Distribution::of(first.iter().map(|ms| (ms * 1000.0) as u64));
     let bytes: u64 = results.iter().map(|r| r.bytes).sum();
     let slice_ms = secs * 1000.0 / intervals.max(1) as f64;
     let age_ms_p99_series = if intervals > 1 {
-        let mut slices = vec![Vec::new(); intervals];
+        let mut slices: Vec<Distribution> = (0..intervals).map(|_| Distribution::new()).collect();
         for r in results {
             for (&age, &at) in r.ages_us.iter().zip(&r.arrivals_ms) {
                 let i = ((f64::from(at) / slice_ms) as usize).min(intervals - 1);
-                slices[i].push(age);
+                slices[i].0.saturating_record(u64::from(age));
             }
         }
-        slices
-            .iter_mut()
-            .map(|s| {
-                s.sort_unstable();
-                percentile(s, 0.99) / 1000.0
-            })
-            .collect()
+        slices.iter().map(|s| thousandths(s.quantile(0.99))).collect()
     } else {
         Vec::new()
     };
     let mut errors: Vec<String> = results.iter().filter_map(|r| r.error.clone()).collect();
     errors.dedup();
     errors.truncate(5);
-    Summary {
+    Figures {
         mode,
         viewers: results.len(),
         stalled,
-        connected: first.len(),
+        connected,
         duration_s: secs,
-        fps_min: fps.first().copied().unwrap_or(0.0),
-        fps_p50: percentile(&fps, 0.5),
-        age_ms_p50: percentile(&ages, 0.5) / 1000.0,
-        age_ms_p99: percentile(&ages, 0.99) / 1000.0,
-        age_ms_max: ages.last().map_or(0.0, |&a| f64::from(a) / 1000.0),
-        first_frame_ms_p50: percentile(&first, 0.5),
-        first_frame_ms_p99: percentile(&first, 0.99),
+        fps_min,
+        fps_p50: thousandths(fps.quantile(0.5)),
+        age_ms_p50: thousandths(ages.quantile(0.5)),
+        age_ms_p99: thousandths(ages.quantile(0.99)),
+        age_ms_max: thousandths(ages.max()),
+        first_frame_ms_p50: thousandths(first.quantile(0.5)),
+        first_frame_ms_p99: thousandths(first.quantile(0.99)),
         gbit_s: bytes as f64 * 8.0 / secs / 1e9,
         server_cpu_pct: server.cpu_pct,
         server_rss_mb: server.rss_mb,
@@ -136,7 +161,7 @@ pub fn summarize(
     }
 }
 
-impl Summary {
+impl Figures {
     /// A readable table.
     pub fn table(&self) -> String {
         let opt = |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.1}{unit}"));
@@ -185,15 +210,15 @@ impl Summary {
 }
 
 /// The median, figure by figure, of several runs of the same measurement (each figure's
-/// median is taken on its own, so the result need not equal any one run).
-pub fn median(runs: &[Summary]) -> Summary {
-    let mut out = runs[runs.len() / 2].clone();
-    let mid = |f: &dyn Fn(&Summary) -> f64| {
+/// median is taken on its own, so the result need not equal any one run). `None` for no runs.
+pub fn median(runs: &[Figures]) -> Option<Figures> {
+    let mut out = runs.get(runs.len() / 2)?.clone();
+    let mid = |f: &dyn Fn(&Figures) -> f64| {
         let mut v: Vec<f64> = runs.iter().map(f).collect();
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let mid_opt = |f: &dyn Fn(&Summary) -> Option<f64>| {
+    let mid_opt = |f: &dyn Fn(&Figures) -> Option<f64>| {
         let mut v: Vec<f64> = runs.iter().filter_map(f).collect();
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied()
@@ -213,5 +238,53 @@ pub fn median(runs: &[Summary]) -> Summary {
     out.bench_cpu_pct = mid_opt(&|s| s.bench_cpu_pct);
     out.connected = runs.iter().map(|s| s.connected).min().unwrap_or(0);
     out.mode = "median";
-    out
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn viewer(frames: u64, ages_ms: &[u32]) -> ViewerResult {
+        ViewerResult {
+            first_frame_ms: Some(2.0),
+            frames,
+            bytes: frames * 65_000,
+            ages_us: ages_ms.iter().map(|ms| ms * 1000).collect(),
+            arrivals_ms: (0..ages_ms.len() as u32).map(|i| i * 100).collect(),
+            ..ViewerResult::default()
+        }
+    }
+
+    #[test]
+    fn percentiles_are_within_a_thousandth() {
+        // 100 ages of 1..=100 ms: p50 is 50 ms, p99 99 ms, the largest 100 ms.
+        let ages: Vec<u32> = (1..=100).collect();
+        let f = summarize(
+            "relay",
+            &[viewer(300, &ages), viewer(290, &[])],
+            0,
+            10.0,
+            2,
+            ServerSample::default(),
+        );
+        let near = |got: f64, want: f64| (got - want).abs() <= want / 1000.0;
+        assert!(near(f.age_ms_p50, 50.0), "{}", f.age_ms_p50);
+        assert!(near(f.age_ms_p99, 99.0), "{}", f.age_ms_p99);
+        assert!(near(f.age_ms_max, 100.0), "{}", f.age_ms_max);
+        assert_eq!(f.fps_min, 29.0);
+        assert!(near(f.first_frame_ms_p99, 2.0), "{}", f.first_frame_ms_p99);
+        // Two slices of 5 s: the first 50 arrivals, then the rest.
+        assert_eq!(f.age_ms_p99_series.len(), 2);
+        assert!(near(f.age_ms_p99_series[0], 50.0), "{:?}", f.age_ms_p99_series);
+        assert_eq!((f.viewers, f.connected), (2, 2));
+    }
+
+    #[test]
+    fn no_frames_give_zeros_and_no_runs_no_median() {
+        let f = summarize("relay", &[], 0, 10.0, 1, ServerSample::default());
+        assert_eq!((f.age_ms_p99, f.fps_p50, f.age_ms_max), (0.0, 0.0, 0.0));
+        assert!(median(&[]).is_none());
+        assert_eq!(median(&[f.clone(), f.clone(), f]).map(|m| m.mode), Some("median"));
+    }
 }

@@ -1,0 +1,150 @@
+//! `relay-bench`'s command line (clap). Each subcommand's flags turn into the library's
+//! description of the run; nothing here measures anything.
+
+use std::time::Duration;
+
+use bench::load::Load;
+use bench::report::Output;
+use clap::{Args, Parser, Subcommand};
+
+/// Opens many viewers against a dronecast server (drone or cache-server) from one process and
+/// measures per viewer: new frames per second, frame age, first-frame time and throughput;
+/// with --server-pid also the server's CPU and memory.
+#[derive(Debug, Parser)]
+#[command(version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The default command: load one server.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The server to load, HOST:PORT (loopback or a test namespace only).
+    #[arg(long)]
+    pub server: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+    /// Viewers that connect, say hello and never read.
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
+    /// Sample this process's CPU and RSS (the server under test) during the window.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Milliseconds between viewer joins (default: all at once).
+    #[arg(long)]
+    pub join_interval_ms: Option<u64>,
+    /// Also report frame age p99 for each of this many equal slices of the window.
+    #[arg(long, default_value_t = 1)]
+    pub intervals: usize,
+}
+
+/// Flags of every measuring command.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Measuring viewers.
+    #[arg(long, default_value_t = 100)]
+    pub viewers: usize,
+    /// Measurement window, seconds.
+    #[arg(long, default_value = "10", value_parser = cli::args::seconds)]
+    pub duration: Duration,
+    /// Seconds between the last join and the start of the window.
+    #[arg(long, default_value = "2", value_parser = cli::args::seconds_or_zero)]
+    pub warmup: Duration,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Run this many times and finish with the median of each figure.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+}
+
+/// The other commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Measures the loopback ceiling: a trivial writer of one static frame, as fast as the
+    /// sockets take it, to the same number of viewers.
+    Ceiling {
+        #[command(flatten)]
+        common: Common,
+        /// Size of the static frame, bytes (≈ a 640×480 q80 JPEG).
+        #[arg(long, default_value_t = 65_000)]
+        frame_bytes: usize,
+    },
+    /// Runs the relay at each viewer count, then the ceiling at the largest count that held
+    /// the rate, and reports that as a fraction of the ceiling.
+    Sweep {
+        /// The server to load, HOST:PORT.
+        #[arg(long)]
+        server: String,
+        /// The server's PID, for CPU and RSS.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Viewer counts to try, in order.
+        #[arg(long, value_delimiter = ',', default_value = "200,500,1000,1500,2000")]
+        counts: Vec<usize>,
+        /// Every viewer must hold at least this rate for a count to pass.
+        #[arg(long, default_value_t = 29.0)]
+        min_fps: f64,
+        /// Measurement window per count, seconds.
+        #[arg(long, default_value = "10", value_parser = cli::args::seconds)]
+        duration: Duration,
+        /// Print JSON lines instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One viewer behind a link shaped to --rate-kbit (network namespaces + tc tbf, created
+    /// and removed here; needs root), with the cache-server's low watermark on, then off.
+    Slowlink {
+        /// The drone binary.
+        #[arg(long, default_value = "target/release/drone")]
+        drone: String,
+        /// The cache-server binary.
+        #[arg(long, default_value = "target/release/cache-server")]
+        cache_server: String,
+        /// Link rate, kbit/s (the default test pattern stream is about 16 Mbit/s).
+        #[arg(long, default_value_t = 8000)]
+        rate_kbit: u32,
+        /// Measurement window per run, seconds.
+        #[arg(long, default_value = "60", value_parser = cli::args::seconds)]
+        duration: Duration,
+        /// Slices of the window for the frame-age series.
+        #[arg(long, default_value_t = 6)]
+        intervals: usize,
+        /// The cache-server's --notsent-lowat for the "on" run.
+        #[arg(long, default_value_t = 16_384)]
+        lowat: u32,
+    },
+    /// Internal: the ceiling's writer process. Prints its address, then serves.
+    #[command(name = bench::ceiling::WRITER_SUBCOMMAND, hide = true)]
+    CeilingWriter {
+        #[arg(long)]
+        frame_bytes: usize,
+    },
+}
+
+impl RunArgs {
+    /// The load this command describes.
+    pub fn load(&self) -> anyhow::Result<Load> {
+        let server = self.server.clone();
+        Ok(Load {
+            server: server.ok_or_else(|| anyhow::anyhow!("--server HOST:PORT is required"))?,
+            viewers: self.common.viewers,
+            stalled: self.stalled,
+            join_interval: self.join_interval_ms.map(Duration::from_millis),
+            warmup: self.common.warmup,
+            duration: self.common.duration,
+            intervals: self.intervals,
+            count_repeats: false,
+        })
+    }
+}
+
+impl Common {
+    /// How results are printed.
+    pub fn output(&self) -> Output {
+        Output { json: self.json }
+    }
+}
