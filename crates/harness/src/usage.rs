@@ -40,6 +40,13 @@ impl Pid {
         let kib = status.vmrss.context("the process has no VmRSS (a kernel thread?)")?;
         Ok(kib * 1024)
     }
+
+    /// The most resident memory the process has had so far, in bytes (`VmHWM`).
+    pub fn peak_rss_bytes(self) -> anyhow::Result<u64> {
+        let status = self.process()?.status().context("cannot read the process's status")?;
+        let kib = status.vmhwm.context("the process has no VmHWM (a kernel thread?)")?;
+        Ok(kib * 1024)
+    }
 }
 
 /// CPU use of a process over an interval, as percent of one core.

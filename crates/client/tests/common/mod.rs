@@ -45,14 +45,7 @@ pub fn capped(program: &str) -> Command {
 
 /// The peak resident memory of process `pid` so far (`VmHWM`), in KiB.
 pub fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("process {pid} is gone"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().strip_suffix("kB"))
-        .and_then(|kib| kib.trim().parse().ok())
-        .with_context(|| format!("no VmHWM in /proc/{pid}/status"))
+    Ok(harness::usage::Pid::Other(pid).peak_rss_bytes()? / 1024)
 }
 
 /// A real, small JPEG whose SOF0 header is rewritten to claim `width`×`height`: a few hundred
