@@ -104,12 +104,16 @@ impl CacheServer {
         info!(%addr, upstream = %self.config.upstream, "cache-server serving viewers");
         // Every line the link logs names the upstream it dials.
         let span = info_span!("upstream", addr = %self.config.upstream);
+        // Viewer messages go upstream, hop by hop, to the drone.
+        let inbox = self.hub.default_stream().map(|s| s.take_messages(MESSAGE_BACKLOG));
+        let inbox = inbox.context("a cache-server always has its stream")?;
         let upstream = tokio::spawn(
             upstream::run(
                 self.config.upstream.clone(),
                 self.config.subscribe.clone(),
                 self.config.backoff,
                 self.upstream.clone(),
+                inbox,
                 shutdown.clone(),
             )
             .instrument(span),
@@ -142,3 +146,6 @@ impl CacheServer {
 
 /// The name of the one stream a cache-server relays (until it relays several).
 pub const DEFAULT_STREAM: &str = "default";
+
+/// Viewer messages that may wait for the upstream link; more are dropped and counted.
+pub const MESSAGE_BACKLOG: usize = 1024;

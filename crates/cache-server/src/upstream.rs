@@ -7,7 +7,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use relay::{Backoff, Stream, SubscribeOptions, subscribe};
+use framing::ViewerMessage;
+use relay::{Backoff, Stream, SubscribeError, SubscribeOptions, subscribe};
+use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -112,6 +114,7 @@ pub(crate) async fn run(
     options: SubscribeOptions,
     mut backoff: Backoff,
     stats: Arc<UpstreamStats>,
+    mut inbox: mpsc::Receiver<ViewerMessage>,
     shutdown: CancellationToken,
 ) {
     stats.stream.update_source(|source| source.from = addr.clone());
@@ -136,6 +139,11 @@ pub(crate) async fn run(
                 attempts = 0;
                 stats.connects.fetch_add(1, Ordering::Relaxed);
                 stats.set_state(UpstreamState::Up, Some(&agent));
+                // What viewers said while the upstream was away is stale: not handed on.
+                while inbox.try_recv().is_ok() {
+                    stats.stream.count_dropped_message();
+                }
+                let mut warned_no_messages = false;
                 let mut received = 0u64;
                 let ended = loop {
                     let next = tokio::select! {
@@ -145,6 +153,22 @@ pub(crate) async fn run(
                             return;
                         }
                         next = sub.next_frame() => next,
+                        Some(message) = inbox.recv() => {
+                            match sub.send_message(&message).await {
+                                Ok(()) => {}
+                                Err(err @ SubscribeError::NoMessages { .. }) => {
+                                    stats.stream.count_dropped_message();
+                                    if !std::mem::replace(&mut warned_no_messages, true) {
+                                        warn!(%err, "viewer messages dropped");
+                                    }
+                                }
+                                Err(err) => {
+                                    stats.stream.count_dropped_message();
+                                    break err.to_string();
+                                }
+                            }
+                            continue;
+                        }
                     };
                     match next {
                         Ok(Some(frame)) => {

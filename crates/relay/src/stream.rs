@@ -277,8 +277,9 @@ impl Stream {
         sent
     }
 
-    /// Counts a message dropped before it was offered (over its viewer's rate).
-    pub(crate) fn count_dropped_message(&self) {
+    /// Counts a message dropped on its way: over its viewer's rate, or by a relay that could
+    /// not hand it on.
+    pub fn count_dropped_message(&self) {
         self.messages_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
