@@ -1,7 +1,8 @@
 //! SIGTERM with every kind of peer at once: the promise is exit 0 within a second, whatever
 //! the viewers do. 100 viewers (85 reading, 5 slow, 10 that never read) and 10 connections
 //! still in their handshake, while the source is quiet (its drone is gone), so the server is
-//! sending heartbeats and the stalled viewers' sockets are full.
+//! sending heartbeats and the stalled viewers' sockets are full. The same for HTTP viewers:
+//! reading ones and stalled ones whose sockets are full, while frames flow.
 
 mod common;
 
@@ -10,10 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, RawViewer, start_cache, start_drone};
+use anyhow::Context;
+use common::{PATIENCE, RawViewer, start_cache, start_cache_with_http, start_drone};
 use framing::Message;
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -98,6 +100,94 @@ async fn sigterm_with_stalled_slow_and_handshaking_peers_during_a_quiet_source_e
     let goodbyes = goodbyes.load(Ordering::Relaxed);
     assert!(goodbyes >= READING, "only {goodbyes} of {READING} reading viewers got a goodbye");
     drop((stalled, handshaking));
+    Ok(())
+}
+
+const HTTP_READING: usize = 20;
+const HTTP_STALLED: usize = 5;
+
+/// Asks for the live stream as a browser would (HTTP/1.1).
+const STREAM_REQUEST: &[u8] =
+    b"GET /stream.mjpg HTTP/1.1\r\nHost: t\r\nUser-Agent: shutdown-test\r\n\r\n";
+
+/// Reads a live HTTP stream to its end; returns how many bytes came and whether the body ended
+/// as a chunked body ends (a last, empty chunk) rather than being cut off.
+async fn read_stream(mut stream: TcpStream) -> std::io::Result<(usize, bool)> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut total, mut tail) = (0, Vec::new());
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok((total, tail.ends_with(b"\r\n0\r\n\r\n")));
+        }
+        total += n;
+        tail.extend_from_slice(&buf[..n]);
+        let keep = tail.len().saturating_sub(16);
+        tail.drain(..keep);
+    }
+}
+
+/// The number of viewers `/state` lists.
+async fn viewers_now(http: SocketAddr) -> anyhow::Result<u64> {
+    let mut stream = TcpStream::connect(http).await?;
+    stream.write_all(b"GET /state HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer)).await??;
+    let answer = String::from_utf8_lossy(&answer);
+    let (_, body) = answer.split_once("\r\n\r\n").context("no /state body")?;
+    let state: serde_json::Value = serde_json::from_str(body)?;
+    state["viewers"].as_u64().context("no viewer count in /state")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_reading_and_stalled_http_viewers_exits_0_within_1s() -> anyhow::Result<()> {
+    // 640×480 frames (~65 kB): a part fills a stalled viewer's small window at once.
+    let (_drone, drone_addr) =
+        start_drone("127.0.0.1:0", &["--width", "640", "--height", "480", "--fps", "30"]).await?;
+    let (mut cache, _, http) = start_cache_with_http(&drone_addr.to_string(), &[]).await?;
+
+    let mut readers = JoinSet::new();
+    for _ in 0..HTTP_READING {
+        let mut stream = TcpStream::connect(http).await?;
+        stream.write_all(STREAM_REQUEST).await?;
+        readers.spawn(read_stream(stream));
+    }
+    let mut stalled = Vec::new();
+    for _ in 0..HTTP_STALLED {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_recv_buffer_size(4096)?;
+        let mut stream = socket.connect(http).await?;
+        stream.write_all(STREAM_REQUEST).await?;
+        stalled.push(stream);
+    }
+    let total = (HTTP_READING + HTTP_STALLED) as u64;
+    let deadline = Instant::now() + PATIENCE;
+    while viewers_now(http).await? < total {
+        anyhow::ensure!(Instant::now() < deadline, "not all {total} HTTP viewers joined");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let ports: Vec<u16> =
+        stalled.iter().map(|s| s.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?;
+    stalled_sockets_full(http, &ports).await?;
+
+    let sent = Instant::now();
+    cache.signal("TERM")?;
+    let exit = cache.wait_exit(PATIENCE).await?;
+    let took = sent.elapsed();
+    eprintln!(
+        "exited {took:?} after SIGTERM, with {HTTP_READING} reading and {HTTP_STALLED} stalled HTTP viewers"
+    );
+    assert!(exit.success(), "exit {exit} after SIGTERM; log:\n{}", cache.log());
+    assert!(took < Duration::from_secs(1), "took {took:?} to exit after SIGTERM");
+    // The reading viewers' streams ended as a chunked body ends, not cut off.
+    let mut clean = 0;
+    while let Some(read) = readers.join_next().await {
+        let (bytes, ended) = read??;
+        assert!(bytes > 0, "a reading HTTP viewer got nothing");
+        clean += usize::from(ended);
+    }
+    assert_eq!(clean, HTTP_READING, "only {clean} of {HTTP_READING} streams ended cleanly");
+    drop(stalled);
     Ok(())
 }
 

@@ -95,6 +95,17 @@ impl ViewerEntry {
     pub fn identity(&self) -> &ViewerIdentity {
         &self.identity
     }
+
+    /// Frames skipped so far, when the stream has published `published`: those counted at
+    /// its picks, and those going by it now — every frame published since its last pick but
+    /// the newest, which it may still take. A viewer stuck on one write skips every frame
+    /// meanwhile, and says so before its next pick (which may never come).
+    fn frames_skipped(&self, published: u64) -> u64 {
+        let counted = self.frames_skipped.load(Ordering::Relaxed);
+        let last = self.last_pick.load(Ordering::Relaxed);
+        let going_by = if last == 0 { 0 } else { published.saturating_sub(last + 1) };
+        counted + going_by
+    }
 }
 
 /// A viewer as `/state` shows it.
@@ -184,8 +195,8 @@ impl ViewerTable {
         self.count.subscribe()
     }
 
-    /// Every viewer, oldest first.
-    pub fn snapshot(&self) -> Vec<ViewerSnapshot> {
+    /// Every viewer, oldest first, when the stream has published `published` frames.
+    pub fn snapshot(&self, published: u64) -> Vec<ViewerSnapshot> {
         let entries: Vec<Arc<ViewerEntry>> = match self.entries.lock() {
             Ok(entries) => entries.values().cloned().collect(),
             Err(_) => return Vec::new(),
@@ -202,7 +213,7 @@ impl ViewerTable {
                 since_unix_s: e.since.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
                 connected_s: now.duration_since(e.since).unwrap_or_default().as_secs_f64(),
                 frames_sent: e.frames_sent.load(Ordering::Relaxed),
-                frames_skipped: e.frames_skipped.load(Ordering::Relaxed),
+                frames_skipped: e.frames_skipped(published),
                 bytes_sent: e.bytes_sent.load(Ordering::Relaxed),
                 frame_age_ms: e.frame_age_us.load(Ordering::Relaxed) as f64 / 1000.0,
                 messages_sent: e.messages_sent.load(Ordering::Relaxed),
@@ -257,7 +268,7 @@ mod tests {
         assert_eq!((table.count(), table.count_of(Protocol::Http)), (2, 1));
         drop(a);
         assert_eq!(table.count(), 1);
-        assert_eq!(table.snapshot()[0].protocol, Protocol::Http);
+        assert_eq!(table.snapshot(0)[0].protocol, Protocol::Http);
         drop(b);
         assert_eq!(table.count(), 0);
     }
@@ -269,6 +280,18 @@ mod tests {
         assert_eq!(v.entry().picked(7), 0, "the first frame skips nothing");
         assert_eq!(v.entry().picked(8), 0);
         assert_eq!(v.entry().picked(12), 3);
-        assert_eq!(table.snapshot()[0].frames_skipped, 3);
+        assert_eq!(table.snapshot(12)[0].frames_skipped, 3);
+    }
+
+    #[test]
+    fn a_viewer_stuck_on_a_write_is_skipping_every_frame_meanwhile() {
+        let table = Arc::new(ViewerTable::default());
+        let v = table.join(identity(Protocol::Http));
+        assert_eq!(table.snapshot(5)[0].frames_skipped, 0, "nothing picked yet");
+        v.entry().picked(5);
+        assert_eq!(table.snapshot(6)[0].frames_skipped, 0, "it may still take frame 6");
+        assert_eq!(table.snapshot(9)[0].frames_skipped, 3, "6, 7 and 8 went by");
+        assert_eq!(v.entry().picked(9), 3, "counted once, at the pick");
+        assert_eq!(table.snapshot(9)[0].frames_skipped, 3);
     }
 }

@@ -48,6 +48,26 @@ pub async fn start_cache(
     Ok((cache, addr))
 }
 
+/// Starts the real cache-server relaying `upstream` with its HTTP port on an ephemeral
+/// loopback port, and `extra` flags; waits until it serves both. Returns it, its dronecast
+/// address and its HTTP address.
+pub async fn start_cache_with_http(
+    upstream: &str,
+    extra: &[&str],
+) -> anyhow::Result<(Running, SocketAddr, SocketAddr)> {
+    let flags = [&["--http", "127.0.0.1:0"], extra].concat();
+    let (cache, addr, _) = start_cache_at(cache_cmd(upstream, "127.0.0.1:0", &flags)).await?;
+    // "serving HTTP on http://127.0.0.1:PORT/", logged once the HTTP listener is bound.
+    let line = cache.wait_for_line("serving HTTP on http://", PATIENCE).await?;
+    let http = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .with_context(|| format!("no address in {line:?}"))?;
+    let http = http.parse().with_context(|| format!("bad address in {line:?}"))?;
+    Ok((cache, addr, http))
+}
+
 /// Starts `cmd` (a cache-server) and returns it, its address and when it said it was ready.
 pub async fn start_cache_at(mut cmd: Command) -> anyhow::Result<(Running, SocketAddr, Instant)> {
     let cache = Running::start(&mut cmd)?;

@@ -133,7 +133,14 @@ impl Conn {
                 self.hub.dropped.add("handshake_timeout");
                 return warn!(wait = ?config.handshake_timeout, "HTTP connection sent nothing; dropped");
             }
-            Ok(Err(_) | Ok(0)) => return,
+            Ok(Ok(0)) => {
+                self.hub.dropped.add("closed_in_handshake");
+                return warn!("HTTP connection closed before its request; dropped");
+            }
+            Ok(Err(err)) => {
+                self.hub.dropped.add("io_error");
+                return warn!(%err, "HTTP connection failed before its request; dropped");
+            }
             Ok(Ok(n)) if framing::sniff::is_dronecast(&first[..n]) => {
                 return self.answer_dronecast(tcp).await;
             }
@@ -175,7 +182,11 @@ impl Conn {
             }
         };
         if let Some(err) = outcome {
-            if err.is_timeout() || err.is_parse() || err.is_parse_too_large() {
+            if err.is_timeout()
+                || err.is_parse()
+                || err.is_parse_too_large()
+                || err.is_incomplete_message()
+            {
                 self.hub.dropped.add(if err.is_timeout() {
                     "handshake_timeout"
                 } else {

@@ -101,7 +101,7 @@ impl StreamState {
             }),
             rates: stream.rates(),
             totals: stream.totals(),
-            viewers: stream.viewers().snapshot(),
+            viewers: stream.viewers().snapshot(stream.frames_published()),
         }
     }
 }
