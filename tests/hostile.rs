@@ -22,10 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
+use client::{Report, headless};
 use common::logs::logs;
 use common::{Cache, Drone, PATIENCE, cache_with, drone_with, view};
-use dronecast::client::{Report, headless};
-use dronecast::drone::Format;
+use drone::Format;
 use dronecast::framing::{Frame, Hello, Role};
 use dronecast::relay::Backoff;
 use dronecast::relay::{SubscribeOptions, subscribe};

@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
+use client::{Report, headless};
 use common::http::{MjpegViewer, Reading, raw_request, state, wait_state};
 use common::logs::logs;
 use common::{Cache, Drone, PATIENCE, cache_http_with, drone_http_with, view};
-use dronecast::client::{Report, headless};
-use dronecast::drone::Format;
+use drone::Format;
 use dronecast::relay::{SubscribeError, SubscribeOptions, subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -25,10 +25,9 @@ use common::http::{
 };
 use common::logs::logs;
 use common::{Cache, Drone, PATIENCE, cache_http_with, drone_with};
-use dronecast::cache_server;
-use dronecast::drone::Format;
-use dronecast::drone::source::Source;
-use dronecast::drone::source::pattern::{TestPattern, read_strip};
+use drone::Format;
+use drone::source::Source;
+use drone::source::pattern::{TestPattern, read_strip};
 use dronecast::framing::Frame;
 use dronecast::relay::{SubscribeError, SubscribeOptions, subscribe};
 use image::RgbImage;

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use cache_server::UpstreamState;
 use common::{assert_clean, cache, drone, drone_at, view};
-use dronecast::cache_server::UpstreamState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

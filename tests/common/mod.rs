@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dronecast::cache_server::{self, CacheServer, UpstreamState, UpstreamStats};
-use dronecast::client::{Report, headless};
-use dronecast::drone::{self, Format};
+use cache_server::{self, CacheServer, UpstreamState, UpstreamStats};
+use client::{Report, headless};
+use drone::{self, Format};
 use dronecast::relay::Hub;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;

@@ -48,7 +48,11 @@ impl Config {
         let agent = concat!("cache-server/", env!("CARGO_PKG_VERSION"));
         Config {
             upstream: upstream.into(),
-            subscribe: SubscribeOptions { agent: agent.into(), ..SubscribeOptions::default() },
+            subscribe: SubscribeOptions {
+                agent: agent.into(),
+                features: framing::features::RELAY,
+                ..SubscribeOptions::default()
+            },
             // A cap well under a second: viewers resume within a second of the drone's return.
             backoff: Backoff::new(Duration::from_millis(50), Duration::from_millis(500)),
             server: ServerConfig { agent: agent.into(), ..ServerConfig::default() },

@@ -35,6 +35,9 @@ pub const MAX_VIEWER_MESSAGE_LEN: usize =
 pub mod features {
     /// A source that takes viewer messages ([`super::ViewerMessage`]) and hands them on.
     pub const VIEWER_MESSAGES: u32 = 1;
+    /// A viewer that is a relay: it forwards the messages of its own viewers, each already
+    /// rate-limited, so its source allows it their sum rather than one viewer's rate.
+    pub const RELAY: u32 = 2;
 }
 
 /// Bits of a frame's `flags` field.

@@ -252,6 +252,8 @@ struct Hello {
     agent: String,
     name: String,
     stream: String,
+    /// A relay forwarding its own viewers' messages.
+    relay: bool,
 }
 
 impl Viewer {
@@ -296,7 +298,7 @@ impl Viewer {
             }
         };
         drop(handshaking);
-        let Hello { agent, name, stream } = hello;
+        let Hello { agent, name, stream, relay } = hello;
         let Some(stream) = self.hub.stream(&stream) else {
             let known = self.hub.stream_names().join(", ");
             warn!(%agent, %stream, "refusing viewer: no such stream");
@@ -337,7 +339,7 @@ impl Viewer {
         };
         let place = stream.viewers().join(identity);
         info!(%agent, %name, viewers = stream.viewers().count(), "viewer joined");
-        let outcome = self.stream_frames(&stream, &place, &mut read, &mut write).await;
+        let outcome = self.stream_frames(&stream, &place, relay, &mut read, &mut write).await;
         let frames = place.entry().frames_sent();
         drop(place);
         let viewers = stream.viewers().count();
@@ -371,7 +373,8 @@ impl Viewer {
         if hello.role != Role::Viewer {
             return Err(ViewerError::NotAViewer);
         }
-        Ok(Hello { agent: hello.agent, name: hello.name, stream: hello.stream })
+        let relay = hello.features & features::RELAY != 0;
+        Ok(Hello { agent: hello.agent, name: hello.name, stream: hello.stream, relay })
     }
 
     /// A web browser opened the dronecast port: one line in HTTP saying where to go instead.
@@ -398,12 +401,16 @@ impl Viewer {
         &self,
         stream: &Stream,
         place: &ViewerGuard,
+        relay: bool,
         read: &mut FramedRead<R, MessageCodec>,
         write: &mut W,
     ) -> Result<&'static str, ViewerError> {
         let mut latest = stream.subscribe();
         let mut beats = self.beats.clone();
-        let mut inbound = Inbound::new(self.hub.config().messages_per_second);
+        // A relay carries many viewers' messages, each already held to the rate by it.
+        let per_second = self.hub.config().messages_per_second;
+        let rate = if relay { per_second.saturating_mul(RELAY_RATE_FACTOR) } else { per_second };
+        let mut inbound = Inbound::new(rate);
         // A new viewer gets the cached frame at once, not at the next capture.
         latest.mark_changed();
         let mut wrote_since_beat = false;
@@ -479,6 +486,11 @@ impl Viewer {
         }
     }
 }
+
+/// How many viewers' worth of messages a relay (a downstream cache-server) may send: its
+/// own viewers are each held to the rate already; this still bounds what one connection can
+/// ask of the source.
+const RELAY_RATE_FACTOR: u32 = 100;
 
 /// What a viewer sends its source: rate-limited, stamped with who sent it, handed on.
 struct Inbound {

@@ -25,6 +25,8 @@ pub struct SubscribeOptions {
     pub agent: String,
     /// The name we give ourselves (`"ground-1"`), which servers show and put on our messages.
     pub name: String,
+    /// What our hello announces ([`framing::features`]): a cache-server says it is a relay.
+    pub features: u32,
     /// Largest message accepted from the source.
     pub max_message_len: usize,
     /// Time allowed for one TCP connect. Long enough for one SYN retransmission (at 1 s), short
@@ -44,6 +46,7 @@ impl Default for SubscribeOptions {
         SubscribeOptions {
             agent: concat!("dronecast/", env!("CARGO_PKG_VERSION")).into(),
             name: String::new(),
+            features: 0,
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             connect_timeout: Duration::from_millis(1500),
             handshake_timeout: Duration::from_secs(5),
@@ -196,7 +199,11 @@ pub async fn subscribe(
         addr: addr.to_owned(),
         cause: FramingError::Io(err),
     };
-    let ours = Hello { name: options.name.clone(), ..Hello::new(Role::Viewer, &options.agent) };
+    let ours = Hello {
+        name: options.name.clone(),
+        features: options.features,
+        ..Hello::new(Role::Viewer, &options.agent)
+    };
     let ours = ours.to_bytes();
     timeout(wait, write.write_all(&ours)).await.map_err(|_| timed_out())?.map_err(io_err)?;
     let hello = match timeout(wait, read.next()).await.map_err(|_| timed_out())? {
