@@ -18,8 +18,9 @@ fn main() -> anyhow::Result<()> {
     cli::init_logging();
     let runtime = tokio::runtime::Runtime::new().context("could not start tokio")?;
     let shutdown = CancellationToken::new();
-    let (cache_addr, servers) = runtime.block_on(start(shutdown.clone()))?;
+    let (cache_addr, http_addr, servers) = runtime.block_on(start(shutdown.clone()))?;
     info!("watch from another terminal too: cargo run --release --bin client -- {cache_addr}");
+    info!("or in a browser: http://{http_addr}/ (the live picture, the viewers, /metrics)");
 
     if client::window::display_available() {
         // The window owns the main thread; Ctrl-C still stops everything cleanly.
@@ -62,29 +63,33 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Starts the drone and the cache-server; returns the viewer address and a task that ends
-/// when both have stopped.
+/// Starts the drone and the cache-server; returns the viewer address, the HTTP address and a
+/// task that ends when both have stopped.
 async fn start(
     shutdown: CancellationToken,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>)> {
+) -> anyhow::Result<(SocketAddr, SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>)> {
     // The usual ports when free, so other viewers can join at the documented address.
     let drone_listener = bind("127.0.0.1:9999").await?;
     let cache_listener = bind("127.0.0.1:9998").await?;
+    let http_listener = bind("127.0.0.1:8080").await?;
     let drone_addr = drone_listener.local_addr()?;
     let cache_addr = cache_listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
     let mut cache_config = cache_server::Config::new(drone_addr.to_string());
     cache_config.summary_every = Some(Duration::from_secs(5));
     let drone =
         tokio::spawn(drone::run(drone::Config::default(), drone_listener, shutdown.clone()));
-    let cache = tokio::spawn(
-        cache_server::CacheServer::new(cache_config).run(cache_listener, shutdown.clone()),
-    );
+    let cache = tokio::spawn(cache_server::CacheServer::new(cache_config).run_with_http(
+        cache_listener,
+        Some(http_listener),
+        shutdown.clone(),
+    ));
     let both = tokio::spawn(async move {
         drone.await.context("drone task")??;
         cache.await.context("cache-server task")??;
         Ok(())
     });
-    Ok((cache_addr, both))
+    Ok((cache_addr, http_addr, both))
 }
 
 async fn bind(preferred: &str) -> anyhow::Result<TcpListener> {
