@@ -38,10 +38,7 @@ impl Default for Options {
             timeout: None,
             reconnect: true,
             record: None,
-            subscribe: SubscribeOptions {
-                agent: concat!("client/", env!("CARGO_PKG_VERSION")).into(),
-                ..SubscribeOptions::default()
-            },
+            subscribe: crate::subscribe_options(),
             progress_every: None,
         }
     }

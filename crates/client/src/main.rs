@@ -40,14 +40,21 @@ struct Cli {
     /// Write every received JPEG, untouched, to this MJPEG file (with or without a window).
     #[arg(long, env = "DRONECAST_RECORD", value_name = "PATH")]
     record: Option<PathBuf>,
+    /// The name this viewer gives itself, which servers log and put on its messages (1 to 64
+    /// bytes). Default: this machine's host name.
+    #[arg(long, env = "DRONECAST_NAME", value_name = "NAME", value_parser = client::name)]
+    name: Option<String>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging();
     let (reconnect, record) = (!cli.exit_on_disconnect, cli.record);
-    let mut subscribe = headless::Options::default().subscribe;
+    let mut subscribe = client::subscribe_options();
     subscribe.max_message_len = cli.max_frame_bytes;
+    if let Some(name) = cli.name {
+        subscribe.name = name;
+    }
     if !cli.headless {
         let record = record.as_deref();
         return cli::exit_code(client::window::run(&cli.server, subscribe, reconnect, record));
