@@ -1,11 +1,14 @@
-//! The headless viewer: receive, decode and measure frames without a window. Scripts, tests
-//! and the demo (where no display exists) use it.
+//! The headless viewer: receive, decode and measure frames without a window, optionally
+//! printing each frame's metadata. Scripts, tests and the demo (where no display exists) use
+//! it.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use relay::SubscribeOptions;
 use relay::clock::age_ms;
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{trace, warn};
 
@@ -29,6 +32,9 @@ pub struct Options {
     pub subscribe: SubscribeOptions,
     /// Called with the report so far after every frame (the demo's stats line uses it).
     pub progress_every: Option<Duration>,
+    /// Print every frame's metadata on stdout, one JSON line a frame
+    /// ([`crate::meta::json_line`]), as it arrives.
+    pub print_meta: bool,
 }
 
 impl Default for Options {
@@ -40,6 +46,7 @@ impl Default for Options {
             record: None,
             subscribe: crate::subscribe_options(),
             progress_every: None,
+            print_meta: false,
         }
     }
 }
@@ -53,9 +60,10 @@ pub enum Print {
     Json,
 }
 
-/// `client --headless`: receives like [`run`], then prints the report on stdout. Fails when
-/// [`run`] does, or when fewer frames than [`Options::frames`] arrived (the report is
-/// printed first).
+/// `client --headless`: receives like [`run`], then prints the report on stdout (after the
+/// metadata lines of [`Options::print_meta`]: the report is always the last line). Fails when
+/// [`run`] does, or when fewer frames than [`Options::frames`] arrived (the report is printed
+/// first).
 pub async fn run_and_print(
     addr: &str,
     options: Options,
@@ -81,7 +89,8 @@ pub async fn run_and_print(
 }
 
 /// Receives from `addr` until the frame count, the timeout or `shutdown`, and returns what
-/// it saw. Fails only when the link gives up before a single frame arrived.
+/// it saw. Fails when the link gives up before a single frame arrived, or when the recording
+/// or stdout cannot be written.
 pub async fn run(
     addr: &str,
     options: Options,
@@ -111,6 +120,7 @@ async fn receive(
     let mut recorder = options.record.as_deref().map(Recorder::create).transpose()?;
     let deadline = options.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut link = Link::new(addr, options.subscribe.clone(), options.reconnect);
+    let mut stdout = options.print_meta.then(tokio::io::stdout);
     let mut tracker = Tracker::new();
     let mut decoder = Decoder::default();
     let mut connected_once = false;
@@ -152,6 +162,17 @@ async fn receive(
                 tracker.record(frame.header(), frame.payload().len(), age, at, decoded);
                 if let Some(recorder) = recorder.as_mut() {
                     recorder.write(&frame)?;
+                }
+                if let Some(out) = stdout.as_mut() {
+                    let mut line = crate::meta::json_line(&frame);
+                    line.push('\n');
+                    // Flushed line by line: a program reading along gets each frame's data
+                    // as it arrives.
+                    let printed = async {
+                        out.write_all(line.as_bytes()).await?;
+                        out.flush().await
+                    };
+                    printed.await.context("could not print metadata on stdout")?;
                 }
                 if let Some(every) = options.progress_every {
                     if at.duration_since(last_progress) >= every {

@@ -1,10 +1,13 @@
 //! The dronecast viewer: receives a stream from a cache-server (or a drone), decodes the JPEG
-//! frames and shows them in a window, or measures them headless.
+//! frames and shows them in a window, or measures them headless; hands on the data that comes
+//! with the frames.
 //!
 //! # Layout
 //! - [`decode`] — bounded JPEG decoding into a reused buffer: only at the size the frame
 //!   header says, within `framing::MAX_DIMENSION`; failures logged once per burst.
-//! - [`record`] — `--record`: the received JPEGs as an MJPEG file.
+//! - [`meta`] — a frame's metadata as a JSON line (`--print-meta`, the recording's sidecar)
+//!   or a short ASCII line (`--show-meta`).
+//! - [`record`] — `--record`: the received JPEGs as an MJPEG file, their metadata beside it.
 //! - [`report`] — per-viewer measurements (order, freshness, rate) in constant memory, and
 //!   their report (JSON, or one line).
 //! - [`headless`] — receive N frames without a window, optionally recording them; the
@@ -16,6 +19,7 @@
 
 pub mod decode;
 pub mod headless;
+pub mod meta;
 pub mod record;
 pub mod report;
 pub mod window;

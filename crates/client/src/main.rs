@@ -37,13 +37,18 @@ struct Cli {
     #[arg(long, env = "DRONECAST_MAX_FRAME_BYTES", value_name = "BYTES",
           default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN, value_parser = frame_bytes)]
     max_frame_bytes: usize,
-    /// Write every received JPEG, untouched, to this MJPEG file (with or without a window).
+    /// Write every received JPEG, untouched, to this MJPEG file (with or without a window),
+    /// and each frame's metadata to a JSON-lines file beside it (PATH with extension .jsonl).
     #[arg(long, env = "DRONECAST_RECORD", value_name = "PATH")]
     record: Option<PathBuf>,
     /// The name this viewer gives itself, which servers log and put on its messages (1 to 64
     /// bytes). Default: this machine's host name.
     #[arg(long, env = "DRONECAST_NAME", value_name = "NAME", value_parser = client::name)]
     name: Option<String>,
+    /// Headless: print every frame's metadata on stdout as it arrives, one JSON line a frame:
+    /// {"seq":…,"capture_us":…,"fresh":…,"meta":…}.
+    #[arg(long, env = "DRONECAST_PRINT_META", requires = "headless", value_parser = Boolish::new())]
+    print_meta: bool,
 }
 
 fn main() -> ExitCode {
@@ -60,8 +65,16 @@ fn main() -> ExitCode {
         return cli::exit_code(client::window::run(&cli.server, subscribe, reconnect, record));
     }
     let (frames, timeout) = (cli.frames, cli.timeout);
-    let options =
-        headless::Options { frames, timeout, reconnect, record, subscribe, ..Default::default() };
+    let print_meta = cli.print_meta;
+    let options = headless::Options {
+        frames,
+        timeout,
+        reconnect,
+        record,
+        subscribe,
+        print_meta,
+        ..Default::default()
+    };
     headless(&cli.server, options, if cli.json { Print::Json } else { Print::Line })
 }
 
