@@ -1,6 +1,6 @@
 //! The headless viewer: receive, decode and measure frames without a window, optionally
-//! printing each frame's metadata. Scripts, tests and the demo (where no display exists) use
-//! it.
+//! printing each frame's metadata and sending the source messages. Scripts, tests and the
+//! demo (where no display exists) use it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use tracing::{trace, warn};
 use crate::decode::Decoder;
 use crate::record::Recorder;
 use crate::report::{Report, Tracker};
+use crate::send::{self, Messenger, Once, Sending};
 use relay::link::{Event, Link};
 
 /// What the headless viewer does.
@@ -35,6 +36,8 @@ pub struct Options {
     /// Print every frame's metadata on stdout, one JSON line a frame
     /// ([`crate::meta::json_line`]), as it arrives.
     pub print_meta: bool,
+    /// Messages to send the source.
+    pub send: Sending,
 }
 
 impl Default for Options {
@@ -47,6 +50,7 @@ impl Default for Options {
             subscribe: crate::subscribe_options(),
             progress_every: None,
             print_meta: false,
+            send: Sending::default(),
         }
     }
 }
@@ -89,8 +93,9 @@ pub async fn run_and_print(
 }
 
 /// Receives from `addr` until the frame count, the timeout or `shutdown`, and returns what
-/// it saw. Fails when the link gives up before a single frame arrived, or when the recording
-/// or stdout cannot be written.
+/// it saw; then gives messages still on their way a moment ([`send::DRAIN_WITHIN`]) to go
+/// out. Fails when the link gives up before a single frame arrived, or when the recording or
+/// stdout cannot be written.
 pub async fn run(
     addr: &str,
     options: Options,
@@ -120,6 +125,11 @@ async fn receive(
     let mut recorder = options.record.as_deref().map(Recorder::create).transpose()?;
     let deadline = options.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut link = Link::new(addr, options.subscribe.clone(), options.reconnect);
+    let messenger = Messenger::new(&link);
+    let mut once = Once::new(options.send.once.clone());
+    if options.send.stdin {
+        messenger.send_stdin().context("could not start reading stdin")?;
+    }
     let mut stdout = options.print_meta.then(tokio::io::stdout);
     let mut tracker = Tracker::new();
     let mut decoder = Decoder::default();
@@ -151,8 +161,12 @@ async fn receive(
             }
         };
         match event {
-            Event::Connected(_) if connected_once => tracker.reconnected(),
-            Event::Connected(_) => connected_once = true,
+            Event::Connected(_) => {
+                if std::mem::replace(&mut connected_once, true) {
+                    tracker.reconnected();
+                }
+                once.connected(&messenger);
+            }
             Event::Lost(_) => {}
             Event::Frame(frame, at) => {
                 let age = age_ms(frame.header().capture_us);
@@ -192,11 +206,18 @@ async fn receive(
             }
         }
     }
+    if !matches!(stop, Stop::LinkFailed(_)) {
+        send::drain(&mut link, &messenger).await;
+    }
     link.close().await;
     if let Some(recorder) = recorder {
         recorder.finish()?;
     }
-    Ok((tracker.report(), stop))
+    let mut report = tracker.report();
+    report.messages_sent = messenger.sent();
+    // `--send` messages still waiting for a first connection never went either.
+    report.messages_dropped = messenger.dropped() + once.unsent();
+    Ok((report, stop))
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -1,12 +1,13 @@
 //! The dronecast viewer: receives a stream from a cache-server (or a drone), decodes the JPEG
 //! frames and shows them in a window, or measures them headless; hands on the data that comes
-//! with the frames.
+//! with the frames and sends the source messages.
 //!
 //! # Layout
 //! - [`decode`] — bounded JPEG decoding into a reused buffer: only at the size the frame
 //!   header says, within `framing::MAX_DIMENSION`; failures logged once per burst.
 //! - [`meta`] — a frame's metadata as a JSON line (`--print-meta`, the recording's sidecar)
 //!   or a short ASCII line (`--show-meta`).
+//! - [`send`] — messages to the source: `--send`, `--send-stdin`, the window's keys.
 //! - [`record`] — `--record`: the received JPEGs as an MJPEG file, their metadata beside it.
 //! - [`report`] — per-viewer measurements (order, freshness, rate) in constant memory, and
 //!   their report (JSON, or one line).
@@ -22,6 +23,7 @@ pub mod headless;
 pub mod meta;
 pub mod record;
 pub mod report;
+pub mod send;
 pub mod window;
 
 use framing::message::MAX_NAME_LEN;

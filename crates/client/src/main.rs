@@ -4,10 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bytes::Bytes;
 use clap::Parser;
 use clap::builder::BoolishValueParser as Boolish;
 use cli::args::{frame_bytes, seconds};
 use client::headless::{self, Print};
+use client::send::Sending;
+use client::window;
 
 /// Shows the live stream of a cache-server (or drone) in a window; `q` or Esc quits.
 #[derive(Debug, Parser)]
@@ -49,30 +52,36 @@ struct Cli {
     /// {"seq":…,"capture_us":…,"fresh":…,"meta":…}.
     #[arg(long, env = "DRONECAST_PRINT_META", requires = "headless", value_parser = Boolish::new())]
     print_meta: bool,
+    /// Send the source this message once connected (up to 4096 bytes); repeat for more.
+    #[arg(long, value_name = "TEXT", value_parser = client::send::payload)]
+    send: Vec<Bytes>,
+    /// Send each line typed on stdin (up to 4096 bytes) as a message.
+    #[arg(long, env = "DRONECAST_SEND_STDIN", value_parser = Boolish::new())]
+    send_stdin: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging();
-    let (reconnect, record) = (!cli.exit_on_disconnect, cli.record);
     let mut subscribe = client::subscribe_options();
     subscribe.max_message_len = cli.max_frame_bytes;
     if let Some(name) = cli.name {
         subscribe.name = name;
     }
+    let (reconnect, record) = (!cli.exit_on_disconnect, cli.record);
+    let send = Sending { once: cli.send, stdin: cli.send_stdin };
     if !cli.headless {
-        let record = record.as_deref();
-        return cli::exit_code(client::window::run(&cli.server, subscribe, reconnect, record));
+        let options = window::Options { subscribe, reconnect, record, send };
+        return cli::exit_code(window::run(&cli.server, options));
     }
-    let (frames, timeout) = (cli.frames, cli.timeout);
-    let print_meta = cli.print_meta;
     let options = headless::Options {
-        frames,
-        timeout,
+        frames: cli.frames,
+        timeout: cli.timeout,
         reconnect,
         record,
         subscribe,
-        print_meta,
+        print_meta: cli.print_meta,
+        send,
         ..Default::default()
     };
     headless(&cli.server, options, if cli.json { Print::Json } else { Print::Line })

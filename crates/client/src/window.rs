@@ -6,7 +6,7 @@
 //! and hands over only the newest frame through a watch channel: when decoding or drawing
 //! falls behind, old frames are skipped, never queued.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::decode::Decoder;
 use crate::record::Recorder;
+use crate::send::{self, Messenger, Once, Sending};
 use relay::link::{Event, Link};
 
 /// A frame older than this on screen means the source is offline, not just slow.
@@ -32,6 +33,30 @@ const CAPTION_EVERY: Duration = Duration::from_millis(500);
 
 /// The window's size before the first frame, and the size of the "no video" screen.
 const START_SIZE: (usize, usize) = (640, 480);
+
+/// What the window does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How to dial.
+    pub subscribe: SubscribeOptions,
+    /// Redial when the server goes away (otherwise stop with an error).
+    pub reconnect: bool,
+    /// Write every received JPEG, untouched, to this MJPEG file (metadata beside it).
+    pub record: Option<PathBuf>,
+    /// Messages to send the source.
+    pub send: Sending,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            subscribe: crate::subscribe_options(),
+            reconnect: true,
+            record: None,
+            send: Sending::default(),
+        }
+    }
+}
 
 /// What the network side tells the window.
 #[derive(Debug, Clone)]
@@ -54,13 +79,7 @@ pub fn display_available() -> bool {
 }
 
 /// Shows the stream from `addr` until the window is closed or `q`/Esc is pressed.
-/// With `record`, every received JPEG is also appended to that MJPEG file.
-pub fn run(
-    addr: &str,
-    subscribe: SubscribeOptions,
-    reconnect: bool,
-    record: Option<&Path>,
-) -> anyhow::Result<()> {
+pub fn run(addr: &str, options: Options) -> anyhow::Result<()> {
     anyhow::ensure!(
         display_available(),
         "no display found (DISPLAY is not set); run with --headless to receive without a window"
@@ -70,19 +89,25 @@ pub fn run(
         .enable_all()
         .build()
         .context("could not start the network runtime")?;
-    let recorder = record.map(Recorder::create).transpose()?;
+    let recorder = options.record.as_deref().map(Recorder::create).transpose()?;
     let shutdown = CancellationToken::new();
     let (feed_tx, mut feed) = watch::channel(Feed::Connecting);
-    let link = Link::new(addr, subscribe, reconnect);
-    let pumping = runtime.spawn(pump(link, recorder, feed_tx, shutdown.clone()));
+    let link = Link::new(addr, options.subscribe, options.reconnect);
+    let messenger = Messenger::new(&link);
+    if options.send.stdin {
+        messenger.send_stdin().context("could not start reading stdin")?;
+    }
+    let once = Once::new(options.send.once);
+    let pumping =
+        runtime.spawn(pump(link, recorder, (messenger.clone(), once), feed_tx, shutdown.clone()));
 
-    let options = WindowOptions {
+    let window_options = WindowOptions {
         resize: true,
         scale_mode: ScaleMode::AspectRatioStretch,
         ..WindowOptions::default()
     };
     let mut window =
-        Window::new(&format!("dronecast — {addr}"), START_SIZE.0, START_SIZE.1, options)
+        Window::new(&format!("dronecast — {addr}"), START_SIZE.0, START_SIZE.1, window_options)
             .context("could not open a window (is the display reachable?); try --headless")?;
     // Pacing: update_with_buffer sleeps to hold this rate, so an idle window stays cool
     // (a few % of a core) while a 30 fps stream still gets every frame on screen promptly.
@@ -148,10 +173,12 @@ impl InputCallback for QuitKeys {
     }
 }
 
-/// Moves events from the link to the window (and frames to the recording) until shutdown.
+/// Moves events from the link to the window (and frames to the recording) until shutdown;
+/// sends the `--send` messages once connected.
 async fn pump(
     mut link: Link,
     mut recorder: Option<Recorder>,
+    (messenger, mut once): (Messenger, Once),
     feed: watch::Sender<Feed>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -170,7 +197,10 @@ async fn pump(
                 }
                 Feed::Frame(frame)
             }
-            Ok(Event::Connected(_)) => Feed::Connected,
+            Ok(Event::Connected(_)) => {
+                once.connected(&messenger);
+                Feed::Connected
+            }
             Ok(Event::Lost(why)) => Feed::Lost(why),
             Err(err) => {
                 feed.send_replace(Feed::Failed(format!("{err:#}")));
@@ -179,6 +209,7 @@ async fn pump(
         };
         feed.send_replace(message);
     }
+    send::drain(&mut link, &messenger).await;
     link.close().await;
     recorder.map_or(Ok(()), Recorder::finish)
 }

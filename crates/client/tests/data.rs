@@ -1,5 +1,7 @@
 //! Data both ways, with the real binaries on loopback: the drone's `--meta-from` data as the
-//! headless client prints it (`--print-meta`) and records it (the `--record` sidecar).
+//! headless client prints it (`--print-meta`) and records it (the `--record` sidecar), and
+//! messages from the client (`--send`, `--send-stdin`) as the drone hands them on
+//! (`--messages-to stdout`), or drops them when it takes none.
 //!
 //! Needs the `drone` binary built beside the client (`cargo build --bins`).
 
@@ -152,5 +154,99 @@ fn the_recordings_sidecar_has_a_line_per_jpeg_with_its_seq() -> anyhow::Result<(
         }
     }
     ensure!(carried > 0, "no frame carried the drone's data:\n{sidecar}");
+    Ok(())
+}
+
+/// The lines the drone writes for viewer messages (`--messages-to stdout`), `n` of them.
+fn messages(drone: &StdoutLines, n: usize) -> anyhow::Result<Vec<Value>> {
+    (0..n).map(|_| json(&drone.expect()?)).collect()
+}
+
+/// Checks that the drone's `line` is `payload` from the client named `name`.
+fn check_message(line: &Value, name: &str, payload: &str) -> anyhow::Result<()> {
+    ensure!(line["name"] == name, "not from {name}: {line}");
+    let first_hop = line["path"][0].as_str().unwrap_or_default();
+    ensure!(first_hop.starts_with("client/") && first_hop.contains("@127.0.0.1:"), "{line}");
+    ensure!(line["payload"] == payload, "not {payload:?}: {line}");
+    Ok(())
+}
+
+#[test]
+fn sent_messages_reach_the_drone_under_the_clients_name() -> anyhow::Result<()> {
+    let (mut drone, addr) =
+        start_drone(&["--messages-to", "stdout"], Stdio::null(), Stdio::piped())?;
+    let out = StdoutLines::of(&mut drone)?;
+    let sent = ["X", r#"{"cmd":"home","note":"café"}"#];
+    let flags = ["--headless", "--json", "--frames", "1", "--name", "ground-7"];
+    let flags = [&flags[..], &["--send", sent[0], "--send", sent[1]]].concat();
+    let mut client = start_client(addr, &flags, Stdio::null())?;
+    let report = StdoutLines::of(&mut client)?;
+    expect_success(&mut client)?;
+
+    // Sent after connecting, and before leaving even though one frame was all it waited for.
+    for (line, payload) in messages(&out, 2)?.iter().zip(sent) {
+        check_message(line, "ground-7", payload)?;
+    }
+    let report = json(&report.expect()?)?;
+    ensure!(report["messages_sent"] == 2 && report["messages_dropped"] == 0, "{report}");
+    Ok(())
+}
+
+#[test]
+fn lines_typed_on_stdin_are_sent_as_they_come() -> anyhow::Result<()> {
+    let (mut drone, addr) =
+        start_drone(&["--messages-to", "stdout"], Stdio::null(), Stdio::piped())?;
+    let out = StdoutLines::of(&mut drone)?;
+    let (typed, mut keyboard) = std::io::pipe()?;
+    let mut client =
+        start_client(addr, &["--headless", "--send-stdin", "--name", "typist"], typed.into())?;
+    let report = StdoutLines::of(&mut client)?;
+    client.blocking_wait_for_line("connected", PATIENCE)?;
+
+    writeln!(keyboard, "first")?;
+    check_message(&messages(&out, 1)?[0], "typist", "first")?;
+    // A blank line is nothing to send; a line over 4 KiB is refused, with an error.
+    writeln!(keyboard, "\n{}\r\nsecond line\r", "x".repeat(4097))?;
+    check_message(&messages(&out, 1)?[0], "typist", "second line")?;
+    client.blocking_wait_for_line("line from stdin not sent: it is longer than 4096", PATIENCE)?;
+
+    client.terminate()?;
+    expect_success(&mut client)?;
+    let report = report.rest()?.join("\n");
+    ensure!(report.contains(", 2 messages sent, 0 dropped"), "report: {report}");
+    Ok(())
+}
+
+/// A drone without `--messages-to` takes no messages: the client drops them, counts them and
+/// says why once. (Without `--name`, the client is named after the host.)
+#[test]
+fn messages_to_a_drone_that_takes_none_are_dropped_and_said_once() -> anyhow::Result<()> {
+    let (drone, addr) = start_drone(&[], Stdio::null(), Stdio::null())?;
+    let flags = ["--headless", "--json", "--frames", "10", "--send", "a", "--send", "b"];
+    let flags = [&flags[..], &["--send", "c"]].concat();
+    let mut client = start_client(addr, &flags, Stdio::null())?;
+    let report = StdoutLines::of(&mut client)?;
+    expect_success(&mut client)?;
+    let report = json(&report.expect()?)?;
+    ensure!(report["messages_sent"] == 0 && report["messages_dropped"] == 3, "{report}");
+    let log = client.log();
+    let said = log.lines().filter(|l| l.contains("takes no viewer messages")).count();
+    ensure!(said == 1, "said {said} times that the drone takes no messages:\n{log}");
+    let joined = drone.blocking_wait_for_line("viewer joined", PATIENCE)?;
+    let host = format!("name={}", client::default_name());
+    ensure!(joined.contains(&host), "not named after the host ({host}): {joined}");
+    Ok(())
+}
+
+/// `--send` longer than a message can carry stops the client before it starts.
+#[test]
+fn a_send_over_4_kib_is_refused_at_parse_time() -> anyhow::Result<()> {
+    let long = "x".repeat(4097);
+    let out = Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["127.0.0.1:9", "--headless", "--send", &long])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(2), "exited with {}: {stderr}", out.status);
+    ensure!(stderr.contains("is 4097 bytes; a message carries at most 4096"), "{stderr}");
     Ok(())
 }
