@@ -10,7 +10,7 @@ use clap::builder::BoolishValueParser as Boolish;
 use cli::args::{frame_bytes, seconds};
 use client::headless::{self, Print};
 use client::send::Sending;
-use client::window;
+use client::window::{self, KeyBinding};
 
 /// Shows the live stream of a cache-server (or drone) in a window; `q` or Esc quits.
 #[derive(Debug, Parser)]
@@ -52,12 +52,19 @@ struct Cli {
     /// {"seq":…,"capture_us":…,"fresh":…,"meta":…}.
     #[arg(long, env = "DRONECAST_PRINT_META", requires = "headless", value_parser = Boolish::new())]
     print_meta: bool,
+    /// Window: show a line of the newest frame's metadata at the bottom.
+    #[arg(long, env = "DRONECAST_SHOW_META", conflicts_with = "headless",
+          value_parser = Boolish::new())]
+    show_meta: bool,
     /// Send the source this message once connected (up to 4096 bytes); repeat for more.
     #[arg(long, value_name = "TEXT", value_parser = client::send::payload)]
     send: Vec<Bytes>,
     /// Send each line typed on stdin (up to 4096 bytes) as a message.
     #[arg(long, env = "DRONECAST_SEND_STDIN", value_parser = Boolish::new())]
     send_stdin: bool,
+    /// Window: pressing key K (a letter or digit, not q) sends TEXT; repeat for more keys.
+    #[arg(long, value_name = "K=TEXT", conflicts_with = "headless")]
+    send_on_key: Vec<KeyBinding>,
 }
 
 fn main() -> ExitCode {
@@ -71,7 +78,8 @@ fn main() -> ExitCode {
     let (reconnect, record) = (!cli.exit_on_disconnect, cli.record);
     let send = Sending { once: cli.send, stdin: cli.send_stdin };
     if !cli.headless {
-        let options = window::Options { subscribe, reconnect, record, send };
+        let (show_meta, keys) = (cli.show_meta, cli.send_on_key);
+        let options = window::Options { subscribe, reconnect, record, show_meta, send, keys };
         return cli::exit_code(window::run(&cli.server, options));
     }
     let options = headless::Options {
