@@ -34,12 +34,8 @@ fn main() -> anyhow::Result<()> {
             let _ = servers.await;
             std::process::exit(0);
         });
-        let shown = client::window::run(
-            &cache_addr.to_string(),
-            client::headless::Options::default().subscribe,
-            true,
-            None,
-        );
+        let shown =
+            client::window::run(&cache_addr.to_string(), client::window::Options::default());
         watcher.abort();
         return shown;
     }

@@ -1,17 +1,21 @@
-//! The headless viewer: receive, decode and measure frames without a window. Scripts, tests
-//! and the demo (where no display exists) use it.
+//! The headless viewer: receive, decode and measure frames without a window, optionally
+//! printing each frame's metadata and sending the source messages. Scripts, tests and the
+//! demo (where no display exists) use it.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use relay::SubscribeOptions;
 use relay::clock::age_ms;
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{trace, warn};
 
 use crate::decode::Decoder;
 use crate::record::Recorder;
 use crate::report::{Report, Tracker};
+use crate::send::{self, Messenger, Once, Sending};
 use relay::link::{Event, Link};
 
 /// What the headless viewer does.
@@ -29,6 +33,11 @@ pub struct Options {
     pub subscribe: SubscribeOptions,
     /// Called with the report so far after every frame (the demo's stats line uses it).
     pub progress_every: Option<Duration>,
+    /// Print every frame's metadata on stdout, one JSON line a frame
+    /// ([`crate::meta::json_line`]), as it arrives.
+    pub print_meta: bool,
+    /// Messages to send the source.
+    pub send: Sending,
 }
 
 impl Default for Options {
@@ -38,11 +47,10 @@ impl Default for Options {
             timeout: None,
             reconnect: true,
             record: None,
-            subscribe: SubscribeOptions {
-                agent: concat!("client/", env!("CARGO_PKG_VERSION")).into(),
-                ..SubscribeOptions::default()
-            },
+            subscribe: crate::subscribe_options(),
             progress_every: None,
+            print_meta: false,
+            send: Sending::default(),
         }
     }
 }
@@ -56,9 +64,10 @@ pub enum Print {
     Json,
 }
 
-/// `client --headless`: receives like [`run`], then prints the report on stdout. Fails when
-/// [`run`] does, or when fewer frames than [`Options::frames`] arrived (the report is
-/// printed first).
+/// `client --headless`: receives like [`run`], then prints the report on stdout (after the
+/// metadata lines of [`Options::print_meta`]: the report is always the last line). Fails when
+/// [`run`] does, or when fewer frames than [`Options::frames`] arrived (the report is printed
+/// first).
 pub async fn run_and_print(
     addr: &str,
     options: Options,
@@ -84,7 +93,9 @@ pub async fn run_and_print(
 }
 
 /// Receives from `addr` until the frame count, the timeout or `shutdown`, and returns what
-/// it saw. Fails only when the link gives up before a single frame arrived.
+/// it saw; then gives messages still on their way a moment ([`send::DRAIN_WITHIN`]) to go
+/// out. Fails when the link gives up before a single frame arrived, or when the recording or
+/// stdout cannot be written.
 pub async fn run(
     addr: &str,
     options: Options,
@@ -114,6 +125,12 @@ async fn receive(
     let mut recorder = options.record.as_deref().map(Recorder::create).transpose()?;
     let deadline = options.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut link = Link::new(addr, options.subscribe.clone(), options.reconnect);
+    let messenger = Messenger::new(&link);
+    let mut once = Once::new(options.send.once.clone());
+    if options.send.stdin {
+        messenger.send_stdin().context("could not start reading stdin")?;
+    }
+    let mut stdout = options.print_meta.then(tokio::io::stdout);
     let mut tracker = Tracker::new();
     let mut decoder = Decoder::default();
     let mut connected_once = false;
@@ -144,8 +161,12 @@ async fn receive(
             }
         };
         match event {
-            Event::Connected(_) if connected_once => tracker.reconnected(),
-            Event::Connected(_) => connected_once = true,
+            Event::Connected(_) => {
+                if std::mem::replace(&mut connected_once, true) {
+                    tracker.reconnected();
+                }
+                once.connected(&messenger);
+            }
             Event::Lost(_) => {}
             Event::Frame(frame, at) => {
                 let age = age_ms(frame.header().capture_us);
@@ -155,6 +176,17 @@ async fn receive(
                 tracker.record(frame.header(), frame.payload().len(), age, at, decoded);
                 if let Some(recorder) = recorder.as_mut() {
                     recorder.write(&frame)?;
+                }
+                if let Some(out) = stdout.as_mut() {
+                    let mut line = crate::meta::json_line(&frame);
+                    line.push('\n');
+                    // Flushed line by line: a program reading along gets each frame's data
+                    // as it arrives.
+                    let printed = async {
+                        out.write_all(line.as_bytes()).await?;
+                        out.flush().await
+                    };
+                    printed.await.context("could not print metadata on stdout")?;
                 }
                 if let Some(every) = options.progress_every {
                     if at.duration_since(last_progress) >= every {
@@ -174,11 +206,18 @@ async fn receive(
             }
         }
     }
+    if !matches!(stop, Stop::LinkFailed(_)) {
+        send::drain(&mut link, &messenger).await;
+    }
     link.close().await;
     if let Some(recorder) = recorder {
         recorder.finish()?;
     }
-    Ok((tracker.report(), stop))
+    let mut report = tracker.report();
+    report.messages_sent = messenger.sent();
+    // `--send` messages still waiting for a first connection never went either.
+    report.messages_dropped = messenger.dropped() + once.unsent();
+    Ok((report, stop))
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

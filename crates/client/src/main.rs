@@ -4,10 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bytes::Bytes;
 use clap::Parser;
 use clap::builder::BoolishValueParser as Boolish;
 use cli::args::{frame_bytes, seconds};
 use client::headless::{self, Print};
+use client::send::Sending;
+use client::window::{self, KeyBinding};
 
 /// Shows the live stream of a cache-server (or drone) in a window; `q` or Esc quits.
 #[derive(Debug, Parser)]
@@ -37,24 +40,58 @@ struct Cli {
     #[arg(long, env = "DRONECAST_MAX_FRAME_BYTES", value_name = "BYTES",
           default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN, value_parser = frame_bytes)]
     max_frame_bytes: usize,
-    /// Write every received JPEG, untouched, to this MJPEG file (with or without a window).
+    /// Write every received JPEG, untouched, to this MJPEG file (with or without a window),
+    /// and each frame's metadata to a JSON-lines file beside it (PATH with extension .jsonl).
     #[arg(long, env = "DRONECAST_RECORD", value_name = "PATH")]
     record: Option<PathBuf>,
+    /// The name this viewer gives itself, which servers log and put on its messages (1 to 64
+    /// bytes). Default: this machine's host name.
+    #[arg(long, env = "DRONECAST_NAME", value_name = "NAME", value_parser = client::name)]
+    name: Option<String>,
+    /// Headless: print every frame's metadata on stdout as it arrives, one JSON line a frame:
+    /// {"seq":…,"capture_us":…,"fresh":…,"meta":…}.
+    #[arg(long, env = "DRONECAST_PRINT_META", requires = "headless", value_parser = Boolish::new())]
+    print_meta: bool,
+    /// Window: show a line of the newest frame's metadata at the bottom.
+    #[arg(long, env = "DRONECAST_SHOW_META", conflicts_with = "headless",
+          value_parser = Boolish::new())]
+    show_meta: bool,
+    /// Send the source this message once connected (up to 4096 bytes); repeat for more.
+    #[arg(long, value_name = "TEXT", value_parser = client::send::payload)]
+    send: Vec<Bytes>,
+    /// Send each line typed on stdin (up to 4096 bytes) as a message.
+    #[arg(long, env = "DRONECAST_SEND_STDIN", value_parser = Boolish::new())]
+    send_stdin: bool,
+    /// Window: pressing key K (a letter or digit, not q) sends TEXT; repeat for more keys.
+    #[arg(long, value_name = "K=TEXT", conflicts_with = "headless")]
+    send_on_key: Vec<KeyBinding>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging();
-    let (reconnect, record) = (!cli.exit_on_disconnect, cli.record);
-    let mut subscribe = headless::Options::default().subscribe;
+    let mut subscribe = client::subscribe_options();
     subscribe.max_message_len = cli.max_frame_bytes;
-    if !cli.headless {
-        let record = record.as_deref();
-        return cli::exit_code(client::window::run(&cli.server, subscribe, reconnect, record));
+    if let Some(name) = cli.name {
+        subscribe.name = name;
     }
-    let (frames, timeout) = (cli.frames, cli.timeout);
-    let options =
-        headless::Options { frames, timeout, reconnect, record, subscribe, ..Default::default() };
+    let (reconnect, record) = (!cli.exit_on_disconnect, cli.record);
+    let send = Sending { once: cli.send, stdin: cli.send_stdin };
+    if !cli.headless {
+        let (show_meta, keys) = (cli.show_meta, cli.send_on_key);
+        let options = window::Options { subscribe, reconnect, record, show_meta, send, keys };
+        return cli::exit_code(window::run(&cli.server, options));
+    }
+    let options = headless::Options {
+        frames: cli.frames,
+        timeout: cli.timeout,
+        reconnect,
+        record,
+        subscribe,
+        print_meta: cli.print_meta,
+        send,
+        ..Default::default()
+    };
     headless(&cli.server, options, if cli.json { Print::Json } else { Print::Line })
 }
 

@@ -56,6 +56,11 @@ pub struct Report {
     pub height: u32,
     /// Payload bytes received.
     pub bytes: u64,
+    /// Messages written to the source (`--send`, `--send-stdin`).
+    pub messages_sent: u64,
+    /// Messages that did not go: the source takes none, the link was down, too many were
+    /// waiting, or the client stopped first.
+    pub messages_dropped: u64,
 }
 
 impl fmt::Display for Report {
@@ -75,7 +80,11 @@ impl fmt::Display for Report {
             self.width,
             self.height,
             self.decode_errors
-        )
+        )?;
+        if self.messages_sent + self.messages_dropped > 0 {
+            write!(f, ", {} messages sent, {} dropped", self.messages_sent, self.messages_dropped)?;
+        }
+        Ok(())
     }
 }
 
@@ -119,6 +128,8 @@ impl Tracker {
                 width: 0,
                 height: 0,
                 bytes: 0,
+                messages_sent: 0,
+                messages_dropped: 0,
             },
         }
     }

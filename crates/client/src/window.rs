@@ -1,17 +1,22 @@
 //! The viewer window: the newest frame, scaled to the window with its aspect ratio kept, and
 //! the stream's health drawn on the picture and in the title: fps, frame age and resolution
 //! over live video; "waiting for video" or "source offline" over a dimmed picture otherwise.
+//! At the bottom, optionally, a line of the newest frame's metadata (`--show-meta`) and what
+//! became of the last message sent with a key (`--send-on-key`).
 //!
 //! minifb must own the main thread, so the network runs on a small tokio runtime beside it
 //! and hands over only the newest frame through a watch channel: when decoding or drawing
 //! falls behind, old frames are skipped, never queued.
 
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bytes::Bytes;
 use font8x8::legacy::BASIC_LEGACY;
 use framing::Frame;
 use minifb::{InputCallback, Key, ScaleMode, Window, WindowOptions};
@@ -19,9 +24,12 @@ use relay::SubscribeOptions;
 use relay::clock::age_ms;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 use crate::decode::Decoder;
+use crate::meta::ascii_line;
 use crate::record::Recorder;
+use crate::send::{self, Messenger, Once, Sending};
 use relay::link::{Event, Link};
 
 /// A frame older than this on screen means the source is offline, not just slow.
@@ -32,6 +40,118 @@ const CAPTION_EVERY: Duration = Duration::from_millis(500);
 
 /// The window's size before the first frame, and the size of the "no video" screen.
 const START_SIZE: (usize, usize) = (640, 480);
+
+/// How long the window says what became of a message sent with a key.
+const NOTICE_FOR: Duration = Duration::from_secs(3);
+
+/// Most characters of metadata kept for the bottom line (more never fit on a screen).
+const META_CHARS: usize = 512;
+
+/// What the window does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How to dial.
+    pub subscribe: SubscribeOptions,
+    /// Redial when the server goes away (otherwise stop with an error).
+    pub reconnect: bool,
+    /// Write every received JPEG, untouched, to this MJPEG file (metadata beside it).
+    pub record: Option<PathBuf>,
+    /// Show a line of the newest frame's metadata at the bottom.
+    pub show_meta: bool,
+    /// Messages to send the source.
+    pub send: Sending,
+    /// Keys that send a message when pressed.
+    pub keys: Vec<KeyBinding>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            subscribe: crate::subscribe_options(),
+            reconnect: true,
+            record: None,
+            show_meta: false,
+            send: Sending::default(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// `--send-on-key K=TEXT`: pressing `key` sends `payload`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyBinding {
+    /// A letter (lower case) or a digit, other than `q`.
+    pub key: char,
+    /// What is sent, at most [`framing::message::MAX_PAYLOAD_LEN`] bytes.
+    pub payload: Bytes,
+}
+
+impl std::str::FromStr for KeyBinding {
+    type Err = String;
+
+    /// `m=hello`: a letter or digit other than `q` (which quits), `=`, the text to send.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (key, text) = s.split_once('=').ok_or("must be K=TEXT: a key, `=`, what to send")?;
+        let mut chars = key.chars();
+        let key = match (chars.next(), chars.next()) {
+            (Some(c), None) if c.is_ascii_alphanumeric() => c.to_ascii_lowercase(),
+            _ => return Err(format!("'{key}' is not a key: use one letter or digit")),
+        };
+        if key == 'q' {
+            return Err("q quits the window; choose another key".into());
+        }
+        let payload = send::payload(text)?;
+        Ok(KeyBinding { key, payload })
+    }
+}
+
+/// The minifb key for a letter or digit.
+fn key_of(c: char) -> Option<Key> {
+    #[rustfmt::skip]
+    const LETTERS: [Key; 26] = [
+        Key::A, Key::B, Key::C, Key::D, Key::E, Key::F, Key::G, Key::H, Key::I, Key::J, Key::K,
+        Key::L, Key::M, Key::N, Key::O, Key::P, Key::Q, Key::R, Key::S, Key::T, Key::U, Key::V,
+        Key::W, Key::X, Key::Y, Key::Z,
+    ];
+    #[rustfmt::skip]
+    const DIGITS: [Key; 10] = [
+        Key::Key0, Key::Key1, Key::Key2, Key::Key3, Key::Key4, Key::Key5, Key::Key6, Key::Key7,
+        Key::Key8, Key::Key9,
+    ];
+    match c.to_ascii_lowercase() {
+        c @ 'a'..='z' => Some(LETTERS[usize::from(c as u8 - b'a')]),
+        c @ '0'..='9' => Some(DIGITS[usize::from(c as u8 - b'0')]),
+        _ => None,
+    }
+}
+
+/// The bindings by key; an error when a key is bound twice. The number keys of the keypad
+/// send what the digits do.
+fn bindings(keys: &[KeyBinding]) -> anyhow::Result<HashMap<Key, Bytes>> {
+    let mut map = HashMap::new();
+    for binding in keys {
+        let key = key_of(binding.key)
+            .with_context(|| format!("'{}' is not a letter or digit", binding.key))?;
+        anyhow::ensure!(
+            map.insert(key, binding.payload.clone()).is_none(),
+            "--send-on-key binds {} twice",
+            binding.key
+        );
+        if let Some(pad) = binding.key.to_digit(10).and_then(numpad) {
+            map.insert(pad, binding.payload.clone());
+        }
+    }
+    Ok(map)
+}
+
+fn numpad(digit: u32) -> Option<Key> {
+    #[rustfmt::skip]
+    const PAD: [Key; 10] = [
+        Key::NumPad0, Key::NumPad1, Key::NumPad2, Key::NumPad3, Key::NumPad4, Key::NumPad5,
+        Key::NumPad6, Key::NumPad7, Key::NumPad8, Key::NumPad9,
+    ];
+    PAD.get(digit as usize).copied()
+}
 
 /// What the network side tells the window.
 #[derive(Debug, Clone)]
@@ -54,45 +174,62 @@ pub fn display_available() -> bool {
 }
 
 /// Shows the stream from `addr` until the window is closed or `q`/Esc is pressed.
-/// With `record`, every received JPEG is also appended to that MJPEG file.
-pub fn run(
-    addr: &str,
-    subscribe: SubscribeOptions,
-    reconnect: bool,
-    record: Option<&Path>,
-) -> anyhow::Result<()> {
+pub fn run(addr: &str, options: Options) -> anyhow::Result<()> {
     anyhow::ensure!(
         display_available(),
         "no display found (DISPLAY is not set); run with --headless to receive without a window"
     );
+    let keys = bindings(&options.keys)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .context("could not start the network runtime")?;
-    let recorder = record.map(Recorder::create).transpose()?;
+    let recorder = options.record.as_deref().map(Recorder::create).transpose()?;
     let shutdown = CancellationToken::new();
     let (feed_tx, mut feed) = watch::channel(Feed::Connecting);
-    let link = Link::new(addr, subscribe, reconnect);
-    let pumping = runtime.spawn(pump(link, recorder, feed_tx, shutdown.clone()));
+    let link = Link::new(addr, options.subscribe, options.reconnect);
+    let messenger = Messenger::new(&link);
+    if options.send.stdin {
+        messenger.send_stdin().context("could not start reading stdin")?;
+    }
+    let once = Once::new(options.send.once);
+    let pumping =
+        runtime.spawn(pump(link, recorder, (messenger.clone(), once), feed_tx, shutdown.clone()));
 
-    let options = WindowOptions {
+    let window_options = WindowOptions {
         resize: true,
         scale_mode: ScaleMode::AspectRatioStretch,
         ..WindowOptions::default()
     };
     let mut window =
-        Window::new(&format!("dronecast — {addr}"), START_SIZE.0, START_SIZE.1, options)
+        Window::new(&format!("dronecast — {addr}"), START_SIZE.0, START_SIZE.1, window_options)
             .context("could not open a window (is the display reachable?); try --headless")?;
     // Pacing: update_with_buffer sleeps to hold this rate, so an idle window stays cool
     // (a few % of a core) while a 30 fps stream still gets every frame on screen promptly.
     window.set_target_fps(60);
     let quit = Arc::new(AtomicBool::new(false));
-    window.set_input_callback(Box::new(QuitKeys(quit.clone())));
+    let (pressed_tx, pressed) = mpsc::channel();
+    let bound = keys.keys().copied().collect();
+    window.set_input_callback(Box::new(Keys::new(quit.clone(), bound, pressed_tx)));
 
     let mut view = View::new(addr);
+    view.show_meta = options.show_meta;
+    let mut sending: Option<Sent> = None;
     let mut outcome = Ok(());
     while window.is_open() && !quit.load(Ordering::Relaxed) {
+        for key in pressed.try_iter() {
+            let Some(payload) = keys.get(&key) else { continue };
+            let sent = Sent::send(&messenger, payload.clone());
+            view.notice(sent.notice());
+            sending = Some(sent);
+        }
+        if let Some(sent) = sending.as_mut() {
+            if sent.settle(&messenger) {
+                view.notice(sent.notice());
+                sending = None;
+            }
+        }
         // Not `feed.has_changed()`: it errs once the sender is gone, which would hide the
         // `Failed` that the network task sends just before it ends.
         let news = {
@@ -130,28 +267,100 @@ pub fn run(
     }
 }
 
-/// Catches `q` and Esc from the input callback, which sees every key event: `is_key_down`
-/// would miss a tap that is pressed and released between two updates.
-struct QuitKeys(Arc<AtomicBool>);
+/// Catches `q` and Esc, and the keys bound to messages, from the input callback, which sees
+/// every key event: `is_key_down` would miss a tap that is pressed and released between two
+/// updates.
+struct Keys {
+    quit: Arc<AtomicBool>,
+    bound: HashSet<Key>,
+    /// Bound keys now held down: a key sends once per press, not once per auto-repeat.
+    down: HashSet<Key>,
+    pressed: mpsc::Sender<Key>,
+}
 
-impl InputCallback for QuitKeys {
+impl Keys {
+    fn new(quit: Arc<AtomicBool>, bound: HashSet<Key>, pressed: mpsc::Sender<Key>) -> Keys {
+        Keys { quit, bound, down: HashSet::new(), pressed }
+    }
+}
+
+impl InputCallback for Keys {
     fn add_char(&mut self, c: u32) {
         if c == u32::from('q') || c == u32::from('Q') || c == 0x1b {
-            self.0.store(true, Ordering::Relaxed);
+            self.quit.store(true, Ordering::Relaxed);
         }
     }
 
     fn set_key_state(&mut self, key: Key, down: bool) {
         if down && matches!(key, Key::Q | Key::Escape) {
-            self.0.store(true, Ordering::Relaxed);
+            self.quit.store(true, Ordering::Relaxed);
+        }
+        if !self.bound.contains(&key) {
+            return;
+        }
+        if !down {
+            self.down.remove(&key);
+        } else if self.down.insert(key) {
+            // The window loop, which holds the receiver, outlives the window and its callback.
+            let _ = self.pressed.send(key);
         }
     }
 }
 
-/// Moves events from the link to the window (and frames to the recording) until shutdown.
+/// A message sent with a key, followed until it is sent or dropped.
+#[derive(Debug)]
+struct Sent {
+    /// The payload, as the window shows it.
+    text: String,
+    /// Messages dropped before this one was handed over.
+    dropped_before: u64,
+    /// `None` while it is on its way.
+    went: Option<bool>,
+}
+
+impl Sent {
+    /// Hands `payload` to the link.
+    fn send(messenger: &Messenger, payload: Bytes) -> Sent {
+        let text = ascii_line(&payload, META_CHARS);
+        let dropped_before = messenger.dropped();
+        let went = (!messenger.send(payload)).then_some(false);
+        info!(message = %text, "sending the message bound to a key");
+        Sent { text, dropped_before, went }
+    }
+
+    /// True once the message has gone or been dropped. The link says only how many went and
+    /// how many were dropped, in order; a drop meanwhile is taken as this message's (a
+    /// message counted as not sent that went is better than the reverse).
+    fn settle(&mut self, messenger: &Messenger) -> bool {
+        if self.went.is_none() && messenger.pending() == 0 {
+            self.went = Some(messenger.dropped() == self.dropped_before);
+        }
+        self.went.is_some()
+    }
+
+    fn notice(&self) -> Notice {
+        let verb = match self.went {
+            None => "sending",
+            Some(true) => "sent",
+            Some(false) => "not sent",
+        };
+        Notice { line: format!("{verb}: {}", self.text), until: Instant::now() + NOTICE_FOR }
+    }
+}
+
+/// A line at the bottom of the window for a while.
+#[derive(Debug, Clone)]
+struct Notice {
+    line: String,
+    until: Instant,
+}
+
+/// Moves events from the link to the window (and frames to the recording) until shutdown;
+/// sends the `--send` messages once connected.
 async fn pump(
     mut link: Link,
     mut recorder: Option<Recorder>,
+    (messenger, mut once): (Messenger, Once),
     feed: watch::Sender<Feed>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -170,7 +379,10 @@ async fn pump(
                 }
                 Feed::Frame(frame)
             }
-            Ok(Event::Connected(_)) => Feed::Connected,
+            Ok(Event::Connected(_)) => {
+                once.connected(&messenger);
+                Feed::Connected
+            }
             Ok(Event::Lost(why)) => Feed::Lost(why),
             Err(err) => {
                 feed.send_replace(Feed::Failed(format!("{err:#}")));
@@ -179,6 +391,7 @@ async fn pump(
         };
         feed.send_replace(message);
     }
+    send::drain(&mut link, &messenger).await;
     link.close().await;
     recorder.map_or(Ok(()), Recorder::finish)
 }
@@ -220,6 +433,13 @@ struct View {
     shown: u32,
     fps: f64,
     counted_since: Instant,
+    /// Draw [`View::meta_line`] at the bottom.
+    show_meta: bool,
+    /// The newest frame's metadata, and the same as one line of ASCII.
+    meta: Vec<u8>,
+    meta_line: String,
+    /// What became of the last message sent with a key, drawn above the metadata.
+    notice: Option<Notice>,
 }
 
 impl View {
@@ -242,11 +462,28 @@ impl View {
             shown: 0,
             fps: 0.0,
             counted_since: now,
+            show_meta: false,
+            meta: Vec::new(),
+            meta_line: String::new(),
+            notice: None,
         }
+    }
+
+    /// Says `notice` at the bottom until it expires, at once.
+    fn notice(&mut self, notice: Notice) {
+        self.notice = Some(notice);
+        self.caption_at = Instant::now() - CAPTION_EVERY;
+        self.compose();
     }
 
     fn set_frame(&mut self, frame: &Frame) {
         self.last_arrival = Some(Instant::now());
+        // The metadata is the frame's, whether or not its picture decodes.
+        if self.show_meta && self.meta != frame.meta() {
+            self.meta.clear();
+            self.meta.extend_from_slice(frame.meta());
+            self.meta_line = ascii_line(&self.meta, META_CHARS);
+        }
         // One that does not decode is skipped (and logged once per burst): the last good
         // picture stays.
         let Some(picture) = self.decoder.decode_frame(frame) else { return };
@@ -283,6 +520,7 @@ impl View {
             return None;
         }
         self.caption_at = now;
+        self.notice = self.notice.take().filter(|n| n.until > now);
         let span = now.duration_since(self.counted_since).as_secs_f64();
         if span >= 1.0 {
             self.fps = f64::from(self.shown) / span;
@@ -300,7 +538,7 @@ impl View {
             _ => self.idle_caption(now),
         };
         self.compose();
-        Some(match &self.caption {
+        let mut title = match &self.caption {
             Caption::Live { fps, age_ms, width, height } => format!(
                 "dronecast — {} — {fps:.1} fps — age {age_ms:.0} ms — {width}x{height}",
                 self.addr
@@ -308,7 +546,12 @@ impl View {
             Caption::Idle { headline, detail } => {
                 format!("dronecast — {} — {headline} — {detail}", self.addr)
             }
-        })
+        };
+        if let Some(notice) = &self.notice {
+            title.push_str(" — ");
+            title.push_str(&notice.line);
+        }
+        Some(title)
     }
 
     /// Says why there is no live video, and how old the picture is.
@@ -360,6 +603,16 @@ impl View {
                 let y = y + (TEXT_HEIGHT + 1) * big;
                 draw_text(&mut self.screen, width, (centre(detail, scale), y), scale, detail);
             }
+        }
+        // At the bottom: the metadata on the last line, a notice above it.
+        let fits = (width / scale).saturating_sub(2) / 8;
+        let meta = Some(&self.meta_line).filter(|l| self.show_meta && !l.is_empty());
+        let notice = self.notice.as_ref().map(|n| &n.line);
+        let mut y = height;
+        for line in [meta, notice].into_iter().flatten() {
+            y = y.saturating_sub(TEXT_HEIGHT * scale);
+            let line = ascii_line(line.as_bytes(), fits);
+            draw_text(&mut self.screen, width, (0, y), scale, &line);
         }
     }
 }
@@ -443,6 +696,64 @@ mod tests {
         view.set_link(LinkState::Connected);
         let title = view.tick().expect("a new caption");
         assert!(title.contains("video does not decode — last good frame 3 s ago"), "{title}");
+    }
+
+    #[test]
+    fn key_bindings_are_a_letter_or_digit_and_fit_a_message() {
+        let binding = |s: &str| s.parse::<KeyBinding>();
+        assert_eq!(binding("M=go home"), Ok(KeyBinding { key: 'm', payload: "go home".into() }));
+        assert_eq!(binding("5=a=b").map(|b| b.payload), Ok(Bytes::from_static(b"a=b")));
+        assert_eq!(binding("q=x"), Err("q quits the window; choose another key".into()));
+        assert!(binding("mm=x").is_err() && binding("m").is_err() && binding("=x").is_err());
+        assert!(binding("-=x").is_err() && binding("é=x").is_err());
+        assert!(binding(&format!("m={}", "x".repeat(4097))).is_err());
+        let twice = ["m=a".parse(), "M=b".parse()].map(|b: Result<KeyBinding, _>| b.expect("ok"));
+        let err = bindings(&twice).expect_err("m twice");
+        assert_eq!(err.to_string(), "--send-on-key binds m twice");
+        let keys = bindings(&["7=x".parse().expect("ok")]).expect("one binding");
+        assert!(keys.contains_key(&Key::Key7) && keys.contains_key(&Key::NumPad7));
+    }
+
+    /// White pixels in the bottom `rows` rows of the screen.
+    fn white_at_bottom(view: &View, rows: usize) -> usize {
+        let start = view.screen.len() - rows * view.width;
+        view.screen[start..].iter().filter(|&&p| p == 0x00ff_ffff).count()
+    }
+
+    #[test]
+    fn metadata_and_notices_are_drawn_at_the_bottom() {
+        let mut view = View::new("127.0.0.1:9");
+        view.set_link(LinkState::Connected);
+        let header = framing::FrameHeader {
+            seq: 1,
+            capture_us: relay::clock::now_us(),
+            encoding: framing::Encoding::Jpeg,
+            width: 64,
+            height: 48,
+        };
+        let with_meta = Frame::new(header, br#"{"alt":12}"#, jpeg(64, 48).into());
+        view.set_frame(&with_meta);
+        assert_eq!(view.meta_line, "", "not kept without --show-meta");
+        assert_eq!(white_at_bottom(&view, TEXT_HEIGHT), 0);
+
+        view.show_meta = true;
+        view.set_frame(&with_meta);
+        assert_eq!(view.meta_line, r#"{"alt":12}"#);
+        assert!(white_at_bottom(&view, TEXT_HEIGHT) > 0, "no metadata line");
+        assert_eq!(white_at_bottom(&view, 2 * TEXT_HEIGHT), white_at_bottom(&view, TEXT_HEIGHT));
+
+        let line = "sent: hello".to_owned();
+        view.notice(Notice { line, until: Instant::now() + NOTICE_FOR });
+        assert!(white_at_bottom(&view, 2 * TEXT_HEIGHT) > white_at_bottom(&view, TEXT_HEIGHT));
+        let title = view.tick().expect("a new caption");
+        assert!(title.ends_with(" — sent: hello"), "{title}");
+
+        // Expired: gone from the title and the picture.
+        view.notice = view.notice.take().map(|n| Notice { until: Instant::now(), ..n });
+        view.caption_at = Instant::now() - CAPTION_EVERY;
+        let title = view.tick().expect("a new caption");
+        assert!(!title.contains("sent"), "{title}");
+        assert_eq!(white_at_bottom(&view, 2 * TEXT_HEIGHT), white_at_bottom(&view, TEXT_HEIGHT));
     }
 
     #[test]

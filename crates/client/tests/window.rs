@@ -1,6 +1,7 @@
 //! The real `client` binary in a real, virtual X server (Xvfb): its window shows the stream
 //! pixel for pixel, keeps the aspect ratio when resized, says "waiting for video" when there
-//! is none, and quits with status 0 on a quick tap of `q` or Esc.
+//! is none, quits with status 0 on a quick tap of `q` or Esc, and sends the message bound to
+//! a key to the (real) drone.
 //!
 //! Needs `Xvfb`, `xdotool` and ImageMagick's `import` (Debian: `xvfb xdotool imagemagick`,
 //! and `libxcursor1`, which minifb loads). Without them these tests are skipped with a
@@ -16,7 +17,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use common::{HostileSource, Shot, peak_rss_kib};
+use common::{HostileSource, Shot, StdoutLines, peak_rss_kib, start_drone};
 use drone::Format;
 use drone::source::Source;
 use drone::source::pattern::{TestPattern, read_strip};
@@ -123,6 +124,30 @@ fn waiting_window_says_so_and_quits_on_esc() -> anyhow::Result<()> {
 
     x.run(Command::new("xdotool").args(["key", "--window", &window, "Escape"]))?;
     client.expect_exit(true)
+}
+
+#[test]
+fn a_key_sends_its_message_and_the_window_says_so() -> anyhow::Result<()> {
+    let Some(x) = Xvfb::start_if_available("send-on-key")? else { return Ok(()) };
+    let (mut drone, addr) =
+        start_drone(&["--messages-to", "stdout"], Stdio::null(), Stdio::piped())?;
+    let messages = StdoutLines::of(&mut drone)?;
+    let flags = ["--send-on-key", "m=hello", "--send-on-key", "7=seven", "--name", "pilot-2"];
+    let mut client = x.client(addr, &flags)?;
+    let window = x.window_of(&mut client, addr)?;
+    x.wait_for_title(&window, |title| title.contains(" fps"))?;
+
+    x.run(Command::new("xdotool").args(["key", "--window", &window, "m"]))?;
+    let line = messages.expect()?;
+    let message: serde_json::Value = serde_json::from_str(&line)?;
+    ensure!(message["payload"] == "hello" && message["name"] == "pilot-2", "{line}");
+    // The window says so, in the picture and in the title.
+    x.wait_for_title(&window, |title| title.trim_end().ends_with(" — sent: hello"))?;
+
+    x.run(Command::new("xdotool").args(["key", "--window", &window, "q"]))?;
+    client.expect_exit(true)?;
+    ensure!(client.log().contains("sending the message bound to a key"), "{}", client.log());
+    Ok(())
 }
 
 #[test]

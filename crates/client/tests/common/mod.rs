@@ -1,23 +1,97 @@
-//! Support shared by the client's binary tests: a hostile source that speaks the dronecast
-//! protocol, a memory cap for the client under test, and its peak resident memory.
+//! Support shared by the client's binary tests: the real drone, a program's stdout read line
+//! by line, a hostile source that speaks the dronecast protocol, a memory cap for the client
+//! under test, and its peak resident memory.
 
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::Command;
-use std::sync::Arc;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use anyhow::{Context, ensure};
+use anyhow::{Context, bail, ensure};
 use bytes::Bytes;
 use drone::Format;
 use drone::source::Source;
 use drone::source::pattern::TestPattern;
 use framing::{Encoding, Frame, FrameHeader, Hello, MAX_CONTROL_LEN, Role};
+use harness::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+/// Upper bound for anything a test waits on; generous for a loaded 2-core machine.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The size of the real drone's frames in these tests: small, so that two cores keep up.
+pub const DRONE_SIZE: (u32, u32) = (320, 240);
+
+/// Starts the real `drone` binary on an ephemeral loopback port with `flags`, its stdin and
+/// stdout as given, and waits until it serves. The binary is the one built beside this test
+/// (`cargo build --bins`, or `cargo test --workspace`; `cargo test -p client` alone does
+/// not rebuild it).
+pub fn start_drone(
+    flags: &[&str],
+    stdin: Stdio,
+    stdout: Stdio,
+) -> anyhow::Result<(Running, SocketAddr)> {
+    let (width, height) = (DRONE_SIZE.0.to_string(), DRONE_SIZE.1.to_string());
+    let mut command = Command::new(harness::sibling_bin("drone")?);
+    command
+        .args(["--listen", "127.0.0.1:0", "--width", &width, "--height", &height])
+        .args(flags)
+        .stdin(stdin)
+        .stdout(stdout);
+    let drone = Running::start(&mut command)?;
+    let addr = drone.blocking_wait_for_addr("drone serving", PATIENCE)?;
+    Ok((drone, addr))
+}
+
+/// The lines a program writes on its stdout, read by a thread as they come.
+pub struct StdoutLines {
+    lines: mpsc::Receiver<String>,
+}
+
+impl StdoutLines {
+    /// Reads `program`'s stdout, which must have been piped.
+    pub fn of(program: &mut Running) -> anyhow::Result<StdoutLines> {
+        let stdout = program.take_stdout().context("stdout was not piped")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(StdoutLines { lines })
+    }
+
+    /// The next line; `None` once the program closed its stdout. Fails after [`PATIENCE`].
+    pub fn next(&self) -> anyhow::Result<Option<String>> {
+        match self.lines.recv_timeout(PATIENCE) {
+            Ok(line) => Ok(Some(line)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Timeout) => bail!("no line on stdout for {PATIENCE:?}"),
+        }
+    }
+
+    /// The next line, which must come.
+    pub fn expect(&self) -> anyhow::Result<String> {
+        self.next()?.context("stdout closed")
+    }
+
+    /// Every line up to the end of stdout.
+    pub fn rest(&self) -> anyhow::Result<Vec<String>> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.next()? {
+            lines.push(line);
+        }
+        Ok(lines)
+    }
+}
 
 /// The size the hostile frames' JPEGs claim: 60000×60000, 10.8 GB as RGB.
 pub const CLAIMED: u16 = 60_000;
