@@ -75,7 +75,7 @@ async fn start(
     cache_config.summary_every = Some(Duration::from_secs(5));
     let drone =
         tokio::spawn(drone::run(drone::Config::default(), drone_listener, shutdown.clone()));
-    let cache = tokio::spawn(cache_server::CacheServer::new(cache_config).run_with_http(
+    let cache = tokio::spawn(cache_server::CacheServer::new(cache_config)?.run_with_http(
         cache_listener,
         Some(http_listener),
         shutdown.clone(),

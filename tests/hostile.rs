@@ -815,7 +815,7 @@ async fn cache_against(cases: &[Hostile]) -> anyhow::Result<()> {
     let stop_viewer = CancellationToken::new();
     let viewer = tokio::spawn(watch(cache.addr, stop_viewer.clone()));
     cache.wait_frames_in(10).await?;
-    let span = format!("upstream{{addr={}}}", fake.addr);
+    let span = format!("upstream{{addr={} stream=default}}", fake.addr);
 
     for &case in cases {
         let mark = logs().len();

@@ -67,6 +67,11 @@ fn check(message: &Message, hello_seen: &mut bool, max_len: usize) {
             assert!(reason.len() <= most, "reason of {}", reason.len());
         }
         Message::Heartbeat => assert!(*hello_seen, "a heartbeat decoded before any hello"),
+        Message::StreamList(names) => {
+            assert!(*hello_seen, "a stream list decoded before any hello");
+            assert!(names.len() <= framing::message::MAX_LISTED_STREAMS);
+            assert!(names.iter().all(|n| !n.is_empty() && !n.contains('\n')));
+        }
         Message::ViewerMessage(message) => {
             assert!(*hello_seen, "a viewer message decoded before any hello");
             assert!(message.payload.len() <= framing::message::MAX_PAYLOAD_LEN);

@@ -169,7 +169,7 @@ async fn start_cache(
     let mut config = cache_server::Config::new(upstream.to_string());
     config.summary_every = None;
     configure(&mut config);
-    let server = CacheServer::new(config);
+    let server = CacheServer::new(config)?;
     let upstream = server.upstream_stats();
     let hub = server.hub();
     let shutdown = CancellationToken::new();

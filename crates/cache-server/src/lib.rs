@@ -1,38 +1,49 @@
-//! The dronecast cache-server: keeps one upstream link to a drone (or another cache-server),
-//! holds the newest frame in a `tokio::sync::watch` channel, and serves it to any number of
-//! viewers through [`relay::Server`].
+//! The dronecast cache-server: relays any number of named streams — each from a drone or
+//! from another cache-server — holding each one's newest frame and serving it to any number
+//! of viewers over TCP ([`relay::Server`]) and HTTP ([`relay::HttpServer`]).
 //!
 //! The cache-server never decodes a frame: it forwards the exact bytes it received, shared by
-//! reference among all viewers.
+//! reference among all viewers. A stream whose upstream is down costs a redial now and then,
+//! and never disturbs another stream.
 //!
 //! # Layout
+//! - [`spec`] — which streams to relay: `--upstream` values and the `--config` file.
+//! - [`streams`] — one upstream link per stream, mirrors of another relay's list, reloads.
 //! - [`upstream`] — the redialling upstream link and its counters.
-//! - [`status_line`] — the periodic one-line status in the log.
-//! - [`CacheServer`] — ties the two to a viewer listener.
+//! - [`status_line`] — the periodic one-line status in the log, per stream.
+//! - [`CacheServer`] — ties them to the listeners.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod spec;
 pub mod status_line;
+pub mod streams;
 pub mod upstream;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use relay::{Backoff, HttpConfig, HttpServer, Hub, Server, ServerConfig, Stream, SubscribeOptions};
+use relay::{Backoff, HttpConfig, HttpServer, Hub, Server, ServerConfig, SubscribeOptions};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span};
+use tracing::{info, warn};
 
+pub use spec::{DEFAULT_STREAM, StreamSpec};
+pub use streams::MESSAGE_BACKLOG;
 pub use upstream::{UpstreamState, UpstreamStats};
 
 /// Everything the cache-server needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `host:port` of the drone or upstream cache-server.
-    pub upstream: String,
-    /// How to dial it.
+    /// The streams to relay (from `--upstream`).
+    pub streams: Vec<StreamSpec>,
+    /// A file with more streams (`--config`), re-read on every reload.
+    pub config_file: Option<PathBuf>,
+    /// How to dial upstreams.
     pub subscribe: SubscribeOptions,
     /// How to pace redials.
     pub backoff: Backoff,
@@ -43,11 +54,24 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for an upstream at `upstream`.
+    /// Defaults for one stream, `default`, relayed from `upstream` (`HOST:PORT`, or any form
+    /// `--upstream` takes). An upstream that does not parse is a stream that never connects,
+    /// with the reason in the log.
     pub fn new(upstream: impl Into<String>) -> Config {
         let agent = concat!("cache-server/", env!("CARGO_PKG_VERSION"));
+        let upstream = upstream.into();
+        let spec = upstream.parse::<StreamSpec>().unwrap_or_else(|err| {
+            warn!(%upstream, %err, "not an upstream");
+            StreamSpec {
+                name: None,
+                upstream: relay::Target { addr: upstream, stream: String::new() },
+                max_frame_bytes: None,
+                redial_max: None,
+            }
+        });
         Config {
-            upstream: upstream.into(),
+            streams: vec![spec],
+            config_file: None,
             subscribe: SubscribeOptions {
                 agent: agent.into(),
                 features: framing::features::RELAY,
@@ -59,27 +83,75 @@ impl Config {
             summary_every: Some(Duration::from_secs(5)),
         }
     }
+
+    /// The streams to relay now: `--upstream`s, then the config file's.
+    pub fn all_streams(&self) -> anyhow::Result<Vec<StreamSpec>> {
+        let mut specs = self.streams.clone();
+        if let Some(path) = &self.config_file {
+            specs.extend(spec::read_file(path)?);
+        }
+        spec::check_unique(&specs)?;
+        Ok(specs)
+    }
 }
 
 /// A cache-server, built but not yet running; its counters can be read from the start.
-#[derive(Debug)]
 pub struct CacheServer {
     config: Config,
     hub: Arc<Hub>,
-    upstream: Arc<UpstreamStats>,
+    streams: streams::Streams,
+    specs: Vec<StreamSpec>,
+    shutdown: CancellationToken,
+    reload: Option<watch::Receiver<u64>>,
+}
+
+impl std::fmt::Debug for CacheServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheServer").field("streams", &self.hub.stream_names()).finish()
+    }
 }
 
 impl CacheServer {
-    /// Builds a cache-server.
-    pub fn new(config: Config) -> CacheServer {
-        let stream = Stream::new(DEFAULT_STREAM, config.subscribe.max_message_len);
-        let (hub, stream) = Hub::single(config.server.clone(), stream);
-        CacheServer { config, hub, upstream: Arc::new(UpstreamStats::new(stream)) }
+    /// Builds a cache-server and starts its upstream links (they redial until the server
+    /// runs, and stop when it stops). Fails when the configuration does: a config file that
+    /// does not read, two streams with one name, more streams than `max_streams`. Must be
+    /// called inside a tokio runtime.
+    pub fn new(config: Config) -> anyhow::Result<CacheServer> {
+        let specs = config.all_streams()?;
+        let max = config.server.max_streams;
+        anyhow::ensure!(
+            specs.iter().filter(|s| !s.is_mirror()).count() <= max,
+            "{} streams configured, more than --max-streams {max}",
+            specs.len()
+        );
+        let hub = Hub::new(config.server.clone());
+        let shutdown = CancellationToken::new();
+        let dialing =
+            streams::Dialing { subscribe: config.subscribe.clone(), backoff: config.backoff };
+        let mut streams = streams::Streams::new(hub.clone(), dialing, shutdown.child_token());
+        streams.apply(&specs);
+        Ok(CacheServer { config, hub, streams, specs, shutdown, reload: None })
     }
 
-    /// Counters of the upstream link.
+    /// Re-reads the config file whenever `reload` changes (the `main` wires SIGHUP to it):
+    /// new streams start, removed ones stop, the others carry on untouched.
+    pub fn reload_on(mut self, reload: watch::Receiver<u64>) -> CacheServer {
+        self.reload = Some(reload);
+        self
+    }
+
+    /// Counters of the upstream link of the first stream configured.
     pub fn upstream_stats(&self) -> Arc<UpstreamStats> {
-        self.upstream.clone()
+        self.specs.first().and_then(|spec| self.streams.stats(&spec.key())).unwrap_or_else(|| {
+            Arc::new(UpstreamStats::new(Arc::new(relay::Stream::with_default_limit(
+                DEFAULT_STREAM,
+            ))))
+        })
+    }
+
+    /// Counters of the upstream link feeding stream `name`, if one does.
+    pub fn upstream_stats_of(&self, name: &str) -> Option<Arc<UpstreamStats>> {
+        self.streams.stats(name)
     }
 
     /// The streams and viewers served.
@@ -105,23 +177,8 @@ impl CacheServer {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr().context("listener has no local address")?;
-        info!(%addr, upstream = %self.config.upstream, "cache-server serving viewers");
-        // Every line the link logs names the upstream it dials.
-        let span = info_span!("upstream", addr = %self.config.upstream);
-        // Viewer messages go upstream, hop by hop, to the drone.
-        let inbox = self.hub.default_stream().map(|s| s.take_messages(MESSAGE_BACKLOG));
-        let inbox = inbox.context("a cache-server always has its stream")?;
-        let upstream = tokio::spawn(
-            upstream::run(
-                self.config.upstream.clone(),
-                self.config.subscribe.clone(),
-                self.config.backoff,
-                self.upstream.clone(),
-                inbox,
-                shutdown.clone(),
-            )
-            .instrument(span),
-        );
+        let upstreams: Vec<String> = self.specs.iter().map(|s| s.upstream.to_string()).collect();
+        info!(%addr, upstream = %upstreams.join(", "), "cache-server serving viewers");
         if let Some(every) = self.config.summary_every {
             let line = status_line::StatusLine::new(self.hub.clone(), every);
             tokio::spawn(line.run(shutdown.clone()));
@@ -138,18 +195,47 @@ impl CacheServer {
             }
             None => None,
         };
+        let CacheServer { config, streams, reload, shutdown: links, .. } = self;
+        let reloading = tokio::spawn(reload_loop(config, streams, reload, shutdown.clone()));
         tcp.run(listener, shutdown).await;
         if let Some(http) = http {
             http.await.context("HTTP server failed")?;
         }
-        upstream.await.context("upstream task failed")?;
+        let streams = reloading.await.context("the stream supervisor failed")?;
+        links.cancel();
+        streams.stop_all().await;
         info!("cache-server stopped");
         Ok(())
     }
 }
 
-/// The name of the one stream a cache-server relays (until it relays several).
-pub const DEFAULT_STREAM: &str = "default";
-
-/// Viewer messages that may wait for the upstream link; more are dropped and counted.
-pub const MESSAGE_BACKLOG: usize = 1024;
+/// Applies the configuration again at each reload, until `shutdown`; returns the streams.
+async fn reload_loop(
+    config: Config,
+    mut streams: streams::Streams,
+    reload: Option<watch::Receiver<u64>>,
+    shutdown: CancellationToken,
+) -> streams::Streams {
+    let Some(mut reload) = reload else {
+        shutdown.cancelled().await;
+        return streams;
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return streams,
+            changed = reload.changed() => if changed.is_err() {
+                shutdown.cancelled().await;
+                return streams;
+            },
+        }
+        match config.all_streams() {
+            Ok(specs) => {
+                info!(streams = specs.len(), "configuration reloaded");
+                streams.apply(&specs);
+            }
+            Err(err) => {
+                warn!(error = %format!("{err:#}"), "configuration not reloaded; keeping the streams as they are")
+            }
+        }
+    }
+}

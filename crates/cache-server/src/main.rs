@@ -1,22 +1,38 @@
-//! `cache-server`: relay one drone's stream to any number of viewers.
+//! `cache-server`: relay drones' streams to any number of viewers.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cache_server::{CacheServer, Config};
+use cache_server::{CacheServer, Config, StreamSpec};
 use clap::Parser;
 use cli::ServeArgs;
 use cli::args::{frame_bytes, seconds, seconds_or_zero};
 
-/// Connects to a drone (or another cache-server), keeps its newest frame and serves it to
-/// every viewer that connects. Redials the upstream whenever it drops, without dropping
-/// viewers.
+/// Relays any number of named streams, each from a drone or another cache-server: keeps each
+/// one's newest frame and serves it to every viewer that asks for it. Redials an upstream
+/// whenever it drops, without dropping viewers.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
-    /// The drone or upstream cache-server, as HOST:PORT.
-    #[arg(long, env = "CACHE_UPSTREAM", default_value = "127.0.0.1:9999")]
-    upstream: String,
+    /// A stream to relay (repeat for more): HOST:PORT (the stream `default`), NAME=HOST:PORT,
+    /// NAME=HOST:PORT/STREAM (a stream of another relay), HOST:PORT/STREAM, or HOST:PORT/*
+    /// (every stream of another relay, also those it adds later). Without any, and without
+    /// --config: 127.0.0.1:9999.
+    #[arg(
+        long,
+        env = "CACHE_UPSTREAM",
+        value_delimiter = ',',
+        value_name = "[NAME=]HOST:PORT[/STREAM]"
+    )]
+    upstream: Vec<StreamSpec>,
+    /// A TOML file of streams (`[[stream]]` tables: name, upstream, max_frame_bytes,
+    /// redial_max), re-read on SIGHUP: new streams start, removed ones stop.
+    #[arg(long, env = "CACHE_CONFIG", value_name = "PATH")]
+    config: Option<std::path::PathBuf>,
+    /// Most streams served at once (1 to 1024).
+    #[arg(long, env = "CACHE_MAX_STREAMS", default_value_t = 64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    max_streams: u64,
     /// Address to listen on for viewers.
     #[arg(long, env = "CACHE_LISTEN", default_value = "0.0.0.0:9998")]
     listen: SocketAddr,
@@ -50,12 +66,20 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut config = Config::new(&cli.upstream);
+    let mut config = Config::new("127.0.0.1:9999");
+    if !cli.upstream.is_empty() || cli.config.is_some() {
+        config.streams = cli.upstream;
+    }
+    config.config_file = cli.config;
     config.server = cli.serve.config(&config.server.agent);
+    // Bounded by clap to 1..=1024.
+    config.server.max_streams = usize::try_from(cli.max_streams).unwrap_or(1024);
     config.subscribe.max_message_len = cli.max_frame_bytes;
     config.backoff = relay::Backoff::new(config.backoff.initial, cli.redial_max);
     config.summary_every = Some(cli.summary_every).filter(|d| !d.is_zero());
     let listener = cli::listen(cli.listen)?;
     let http = cli.http.0.map(cli::listen).transpose()?;
-    CacheServer::new(config).run_with_http(listener, http, cli::shutdown_on_signal()).await
+    let shutdown = cli::shutdown_on_signal();
+    let reload = cli::reload_on_sighup();
+    CacheServer::new(config)?.reload_on(reload).run_with_http(listener, http, shutdown).await
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use framing::ViewerMessage;
-use relay::{Backoff, Stream, SubscribeError, SubscribeOptions, subscribe};
+use relay::{Backoff, Hub, Stream, SubscribeError, SubscribeOptions, Target, subscribe};
 use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -108,16 +108,29 @@ impl UpstreamStats {
     }
 }
 
+/// One upstream link: where it dials, and the stream it feeds.
+pub(crate) struct Link {
+    /// The upstream and the stream asked of it.
+    pub target: Target,
+    /// How to dial it.
+    pub options: SubscribeOptions,
+    /// How to pace redials.
+    pub backoff: Backoff,
+    /// Its counters and the stream it publishes into.
+    pub stats: Arc<UpstreamStats>,
+    /// Messages from the stream's viewers, for the upstream.
+    pub inbox: mpsc::Receiver<ViewerMessage>,
+    /// For a bare `HOST:PORT`: the hub in which the name the upstream reports for its stream
+    /// becomes an alias of ours.
+    pub alias_in: Option<Arc<Hub>>,
+}
+
 /// Runs the link until `shutdown`.
-pub(crate) async fn run(
-    addr: String,
-    options: SubscribeOptions,
-    mut backoff: Backoff,
-    stats: Arc<UpstreamStats>,
-    mut inbox: mpsc::Receiver<ViewerMessage>,
-    shutdown: CancellationToken,
-) {
-    stats.stream.update_source(|source| source.from = addr.clone());
+pub(crate) async fn run(link: Link, shutdown: CancellationToken) {
+    let Link { target, mut options, mut backoff, stats, mut inbox, alias_in } = link;
+    options.stream = target.stream.clone();
+    let addr = target.addr.clone();
+    stats.stream.update_source(|source| source.from = target.to_string());
     let mut down_since: Option<Instant> = None;
     let mut attempts = 0u64;
     loop {
@@ -130,6 +143,9 @@ pub(crate) async fn run(
         match dialled {
             Ok(mut sub) => {
                 let agent = sub.source_hello().agent.clone();
+                if let Some(hub) = &alias_in {
+                    hub.set_alias(&sub.source_hello().stream, stats.stream.name());
+                }
                 match down_since.take() {
                     Some(since) => info!(
                         %agent, down_for = ?since.elapsed(), attempts, "upstream back"

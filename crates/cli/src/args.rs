@@ -40,6 +40,15 @@ pub fn seconds_or_zero(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v).map_err(|_| range())
 }
 
+/// A stream's name: 1 to 64 ASCII letters, digits, `-`, `_` and `.`, not starting with a dot.
+pub fn stream_name(s: &str) -> Result<String, String> {
+    if relay::hub::valid_stream_name(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("must be 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'".into())
+    }
+}
+
 /// A message size in bytes, from 1 KiB to 1 GiB.
 pub fn frame_bytes(s: &str) -> Result<usize, String> {
     const MIN: u64 = 1024;

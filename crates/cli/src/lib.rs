@@ -5,7 +5,7 @@
 //! - [`args`] — flags shared by the servers ([`ServeArgs`]) and value parsers with one rule
 //!   each for seconds, sizes and counts, checked when the command line is parsed.
 //! - [`logging`] — the tracing subscriber: stderr, `RUST_LOG`, no colours off a terminal.
-//! - [`signal`] — a cancellation token fired by SIGINT or SIGTERM.
+//! - [`signal`] — a cancellation token fired by SIGINT or SIGTERM; a reload count SIGHUP bumps.
 //! - [`exit_code`] — how `main` reports an error: the whole chain of causes on one line.
 
 #![forbid(unsafe_code)]
@@ -17,7 +17,7 @@ pub mod signal;
 
 pub use args::ServeArgs;
 pub use logging::init_logging;
-pub use signal::shutdown_on_signal;
+pub use signal::{reload_on_sighup, shutdown_on_signal};
 
 /// A listener on `addr`, or an error that says which address and what to check.
 pub fn listen(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

@@ -63,3 +63,28 @@ impl Signals {
         "Ctrl-C"
     }
 }
+
+/// A receiver whose value goes up at every SIGHUP: what a server re-reads on it (its stream
+/// configuration, a token file, a certificate) watches this. Installed before this returns, so
+/// a SIGHUP does not kill the process once it runs. Must be called inside a tokio runtime.
+pub fn reload_on_sighup() -> tokio::sync::watch::Receiver<u64> {
+    let (tx, rx) = tokio::sync::watch::channel(0u64);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP received; reloading");
+                        tx.send_modify(|n| *n += 1);
+                    }
+                });
+            }
+            Err(err) => tracing::warn!(%err, "cannot catch SIGHUP; reloading is off"),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}

@@ -16,9 +16,13 @@ use client::window::{self, KeyBinding};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
-    /// The cache-server or drone to watch, as HOST:PORT.
+    /// The cache-server or drone to watch, as HOST:PORT, or HOST:PORT/STREAM for one of a
+    /// cache-server's streams (without one: its default stream).
     #[arg(env = "DRONECAST_SERVER", default_value = "127.0.0.1:9998")]
-    server: String,
+    server: relay::Target,
+    /// The stream to watch (the same as HOST:PORT/STREAM).
+    #[arg(long, env = "DRONECAST_STREAM", value_name = "NAME", value_parser = cli::args::stream_name)]
+    stream: Option<String>,
     /// Receive and decode without a window; print a report at the end.
     #[arg(long, env = "DRONECAST_HEADLESS", value_parser = Boolish::new())]
     headless: bool,
@@ -75,12 +79,14 @@ fn main() -> ExitCode {
     if let Some(name) = cli.name {
         subscribe.name = name;
     }
+    subscribe.stream = cli.stream.unwrap_or(cli.server.stream);
+    let server = cli.server.addr;
     let (reconnect, record) = (!cli.exit_on_disconnect, cli.record);
     let send = Sending { once: cli.send, stdin: cli.send_stdin };
     if !cli.headless {
         let (show_meta, keys) = (cli.show_meta, cli.send_on_key);
         let options = window::Options { subscribe, reconnect, record, show_meta, send, keys };
-        return cli::exit_code(window::run(&cli.server, options));
+        return cli::exit_code(window::run(&server, options));
     }
     let options = headless::Options {
         frames: cli.frames,
@@ -92,7 +98,7 @@ fn main() -> ExitCode {
         send,
         ..Default::default()
     };
-    headless(&cli.server, options, if cli.json { Print::Json } else { Print::Line })
+    headless(&server, options, if cli.json { Print::Json } else { Print::Line })
 }
 
 #[tokio::main]

@@ -14,6 +14,11 @@ struct Cli {
     /// Address to listen on for relays.
     #[arg(long, env = "DRONE_LISTEN", default_value = "0.0.0.0:9999")]
     listen: SocketAddr,
+    /// The name of the stream this drone serves, which viewers may ask for and a cache-server
+    /// relaying it reports (as well as `default`, when its --upstream names none).
+    #[arg(long, env = "DRONE_NAME", default_value = "default", value_name = "NAME",
+          value_parser = cli::args::stream_name)]
+    name: String,
     /// Address to serve HTTP on (live MJPEG, snapshots, a status page, metrics), or `off`.
     /// Off by default: a Pi usually feeds a cache-server, which serves HTTP.
     #[arg(long, env = "DRONE_HTTP", default_value = "off", value_name = "ADDR|off")]
@@ -92,7 +97,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         always_capture: cli.always_capture,
         max_frame_bytes: cli.max_frame_bytes,
         server,
-        name: "default".into(),
+        name: cli.name,
         meta_from: cli.meta_from,
         messages_to: cli.messages_to,
     };

@@ -6,7 +6,7 @@ use tokio_util::codec::Decoder;
 
 use crate::message::{
     Frame, Hello, KIND_FRAME, KIND_GOODBYE, KIND_HEARTBEAT, KIND_HELLO, KIND_REFUSED,
-    KIND_VIEWER_MESSAGE, Message, ViewerMessage, parse_text,
+    KIND_STREAM_LIST, KIND_VIEWER_MESSAGE, Message, ViewerMessage, parse_stream_list, parse_text,
 };
 use crate::{DEFAULT_MAX_MESSAGE_LEN, LENGTH_PREFIX_LEN, MAGIC, MAX_CONTROL_LEN, sniff};
 
@@ -185,6 +185,7 @@ impl Decoder for MessageCodec {
             KIND_REFUSED => Message::Refused(parse_text(body)),
             KIND_GOODBYE => Message::Goodbye(parse_text(body)),
             KIND_HEARTBEAT => Message::Heartbeat,
+            KIND_STREAM_LIST => Message::StreamList(parse_stream_list(body)?),
             KIND_VIEWER_MESSAGE => {
                 Message::ViewerMessage(ViewerMessage::parse(&wire, LENGTH_PREFIX_LEN + 1)?)
             }

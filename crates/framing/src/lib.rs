@@ -14,6 +14,7 @@
 //!                          'B'   goodbye: UTF-8 reason, then the sender closes
 //!                          'K'   heartbeat: nothing more; a quiet source is still there
 //!                          'M'   viewer message: name, path, payload (viewer → source)
+//!                          'L'   stream list: the source's stream names, one a line
 //! ```
 //!
 //! Both ends open with a [`Hello`]; after that a source (drone or cache-server) sends only
@@ -56,7 +57,7 @@ pub mod text;
 
 pub use codec::{FramingError, MessageCodec};
 pub use message::{
-    Encoding, Frame, FrameHeader, Hello, Message, Role, ViewerMessage, features, flags,
+    ALL_STREAMS, Encoding, Frame, FrameHeader, Hello, Message, Role, ViewerMessage, features, flags,
 };
 
 /// The protocol version this build speaks. Peers with another version are refused.

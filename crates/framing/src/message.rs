@@ -10,6 +10,7 @@ pub(crate) const KIND_REFUSED: u8 = b'R';
 pub(crate) const KIND_GOODBYE: u8 = b'B';
 pub(crate) const KIND_HEARTBEAT: u8 = b'K';
 pub(crate) const KIND_VIEWER_MESSAGE: u8 = b'M';
+pub(crate) const KIND_STREAM_LIST: u8 = b'L';
 
 /// Longest agent name a hello carries, in bytes.
 pub const MAX_AGENT_LEN: usize = 255;
@@ -38,7 +39,17 @@ pub mod features {
     /// A viewer that is a relay: it forwards the messages of its own viewers, each already
     /// rate-limited, so its source allows it their sum rather than one viewer's rate.
     pub const RELAY: u32 = 2;
+    /// A source that lists its streams ([`super::Message::StreamList`]) to a viewer whose
+    /// hello asks for the stream [`super::ALL_STREAMS`].
+    pub const STREAM_LIST: u32 = 4;
 }
+
+/// The stream name a viewer asks for to be sent the source's list of streams, and every
+/// change to it, instead of frames: how a relay mirrors all of another's streams.
+pub const ALL_STREAMS: &str = "*";
+
+/// Most streams a stream list names.
+pub const MAX_LISTED_STREAMS: usize = 1024;
 
 /// Bits of a frame's `flags` field.
 pub mod flags {
@@ -71,6 +82,9 @@ pub enum Message {
     Heartbeat,
     /// Data from a viewer for the source, relayed upstream hop by hop.
     ViewerMessage(ViewerMessage),
+    /// The names of the source's streams, sent to a viewer that asked for
+    /// [`ALL_STREAMS`], at first and whenever they change.
+    StreamList(Vec<String>),
 }
 
 impl Message {
@@ -83,7 +97,24 @@ impl Message {
             Message::Goodbye(_) => "goodbye",
             Message::Heartbeat => "heartbeat",
             Message::ViewerMessage(_) => "viewer message",
+            Message::StreamList(_) => "stream list",
         }
+    }
+
+    /// Encodes a stream list, length prefix included: the names, one per line (a name has
+    /// no line break). Names past [`MAX_LISTED_STREAMS`] are left out.
+    pub fn stream_list(names: &[String]) -> Bytes {
+        let names = &names[..names.len().min(MAX_LISTED_STREAMS)];
+        let mut body =
+            BytesMut::with_capacity(1 + names.iter().map(|n| n.len() + 1).sum::<usize>());
+        body.put_u8(KIND_STREAM_LIST);
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                body.put_u8(b'\n');
+            }
+            body.put_slice(utf8_prefix(name, MAX_STREAM_LEN).as_bytes());
+        }
+        prefixed(body)
     }
 
     /// Encodes a refusal, length prefix included.
@@ -436,6 +467,28 @@ fn encode_text(kind: u8, text: &str) -> Bytes {
     body.put_u8(kind);
     body.put_slice(text.as_bytes());
     prefixed(body)
+}
+
+/// Parses a stream list's body (after the kind byte).
+pub(crate) fn parse_stream_list(body: &[u8]) -> Result<Vec<String>, FramingError> {
+    let bad = |why| FramingError::Malformed { what: "stream list", why };
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = body
+        .split(|&b| b == b'\n')
+        .map(|name| {
+            let name = std::str::from_utf8(name).map_err(|_| bad("a name that is not UTF-8"))?;
+            if name.is_empty() || !crate::text::is_printable(name) {
+                return Err(bad("an empty name, or one with control characters"));
+            }
+            Ok(name.to_owned())
+        })
+        .collect::<Result<_, _>>()?;
+    if names.len() > MAX_LISTED_STREAMS {
+        return Err(bad("more than 1024 streams"));
+    }
+    Ok(names)
 }
 
 /// Parses the reason of a refused or goodbye message, escaped for printing.

@@ -67,6 +67,7 @@ fn session() -> impl Strategy<Value = Vec<Message>> {
         4 => frame().prop_map(Message::Frame),
         1 => Just(Message::Heartbeat),
         1 => viewer_message().prop_map(Message::ViewerMessage),
+        1 => vec("[a-z0-9._-]{1,20}", 0..5).prop_map(Message::StreamList),
     ];
     (hello(), vec(frame_or_beat, 0..8), proptest::option::of("\\PC{0,32}")).prop_map(
         |(hello, frames, goodbye)| {
@@ -89,6 +90,7 @@ fn encode(message: &Message) -> Bytes {
         Message::Goodbye(reason) => Message::goodbye(reason),
         Message::Heartbeat => Message::heartbeat(),
         Message::ViewerMessage(message) => message.to_bytes(),
+        Message::StreamList(names) => Message::stream_list(names),
     }
 }
 

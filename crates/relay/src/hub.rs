@@ -19,6 +19,9 @@ pub enum AddStreamError {
     /// The name cannot be used.
     #[error("'{0}' is not a usable stream name (letters, digits, '-', '_' and '.', up to 64)")]
     BadName(String),
+    /// The hub serves as many streams as it may.
+    #[error("already {0} streams, the most this server may serve (--max-streams)")]
+    TooMany(usize),
 }
 
 /// A stream name: 1 to 64 of ASCII letters, digits, `-`, `_` and `.`, not starting with a
@@ -60,7 +63,12 @@ impl ReasonCounts {
 pub struct Hub {
     config: Arc<ServerConfig>,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// Other names a stream answers to (a drone's own name for the stream a cache-server
+    /// relays from it as `default`).
+    aliases: RwLock<BTreeMap<String, String>>,
     default_stream: RwLock<Option<String>>,
+    /// Bumped whenever the set of streams changes, for viewers that follow the list.
+    changes: tokio::sync::watch::Sender<u64>,
     slots: Arc<Semaphore>,
     handshakes: Arc<Semaphore>,
     started: Instant,
@@ -78,7 +86,9 @@ impl Hub {
             handshakes: Arc::new(Semaphore::new(config.max_handshakes)),
             config: Arc::new(config),
             streams: RwLock::new(BTreeMap::new()),
+            aliases: RwLock::new(BTreeMap::new()),
             default_stream: RwLock::new(None),
+            changes: tokio::sync::watch::Sender::new(0),
             started: Instant::now(),
             refused: ReasonCounts::default(),
             dropped: ReasonCounts::default(),
@@ -110,22 +120,78 @@ impl Hub {
         if streams.contains_key(&name) {
             return Err(AddStreamError::Exists(name));
         }
+        if streams.len() >= self.config.max_streams {
+            return Err(AddStreamError::TooMany(self.config.max_streams));
+        }
         let stream = Arc::new(stream);
         streams.insert(name.clone(), stream.clone());
+        drop(streams);
         if let Ok(mut default) = self.default_stream.write() {
             default.get_or_insert(name);
         }
+        self.changes.send_modify(|n| *n += 1);
         Ok(stream)
     }
 
-    /// The stream named `name`; the default stream for an empty name.
+    /// Removes a stream (and any alias of it). Its viewers are told the stream ended once
+    /// its source lets go of it. Returns it, if there was one.
+    pub fn remove_stream(&self, name: &str) -> Option<Arc<Stream>> {
+        let removed = self.streams.write().ok()?.remove(name);
+        if removed.is_some() {
+            if let Ok(mut aliases) = self.aliases.write() {
+                aliases.retain(|_, target| target != name);
+            }
+            if let Ok(mut default) = self.default_stream.write() {
+                if default.as_deref() == Some(name) {
+                    *default = self.streams.read().ok().and_then(|s| s.keys().next().cloned());
+                }
+            }
+            self.changes.send_modify(|n| *n += 1);
+        }
+        removed
+    }
+
+    /// Lets viewers ask for stream `target` as `alias` too; no-op when `alias` is already a
+    /// stream's name or not a usable name.
+    pub fn set_alias(&self, alias: &str, target: &str) {
+        let taken = self.streams.read().is_ok_and(|s| s.contains_key(alias));
+        if taken || !valid_stream_name(alias) {
+            return;
+        }
+        if let Ok(mut aliases) = self.aliases.write() {
+            if aliases.get(alias).map(String::as_str) != Some(target) {
+                aliases.insert(alias.to_owned(), target.to_owned());
+                drop(aliases);
+                self.changes.send_modify(|n| *n += 1);
+            }
+        }
+    }
+
+    /// A receiver that sees the set of streams change.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The stream named `name` (or so aliased); the default stream for an empty name.
     pub fn stream(&self, name: &str) -> Option<Arc<Stream>> {
         let streams = self.streams.read().ok()?;
         if name.is_empty() {
             let default = self.default_stream.read().ok()?;
             return streams.get(default.as_deref()?).cloned();
         }
-        streams.get(name).cloned()
+        if let Some(stream) = streams.get(name) {
+            return Some(stream.clone());
+        }
+        let aliases = self.aliases.read().ok()?;
+        streams.get(aliases.get(name)?).cloned()
+    }
+
+    /// Every alias, with the stream it names.
+    pub fn aliases(&self) -> Vec<(String, String)> {
+        self.aliases
+            .read()
+            .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// The default stream, if there is one.
@@ -138,9 +204,17 @@ impl Hub {
         self.streams.read().map(|s| s.values().cloned().collect()).unwrap_or_default()
     }
 
-    /// Every stream's name, for a refusal that lists them.
+    /// Every stream's name, for viewers that follow the list.
     pub fn stream_names(&self) -> Vec<String> {
         self.streams.read().map(|s| s.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// What a viewer may ask for, for a refusal that lists it: every stream's name, then
+    /// each alias with the stream it stands for (`cam1 (= default)`).
+    pub fn names_for_people(&self) -> String {
+        let mut names = self.stream_names();
+        names.extend(self.aliases().into_iter().map(|(a, target)| format!("{a} (= {target})")));
+        if names.is_empty() { "no streams".to_owned() } else { names.join(", ") }
     }
 
     /// How viewers are served.

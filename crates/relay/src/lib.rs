@@ -20,6 +20,7 @@
 //! - [`subscriber`] — [`subscribe`] and [`Subscription`]: dial a source, read its frames.
 //! - [`link`] — [`Link`]: a subscription redialled when it drops, with an [`Outbox`] for
 //!   messages to the source.
+//! - [`target`] — [`Target`]: `HOST:PORT[/STREAM]`, where a viewer connects.
 //! - [`socket`] — the TCP options every connection gets (no-delay, keepalive, low watermark).
 //! - [`backoff`] — capped exponential pauses between retries.
 //! - [`clock`] — capture timestamps in µs since the Unix epoch.
@@ -37,6 +38,7 @@ pub mod server;
 pub mod socket;
 pub mod stream;
 pub mod subscriber;
+pub mod target;
 pub mod viewers;
 
 pub use backoff::Backoff;
@@ -46,6 +48,7 @@ pub use link::{Event, Link, Outbox};
 pub use server::{Server, ServerConfig};
 pub use stream::{FrameTooLarge, SourceStatus, Stream};
 pub use subscriber::{SubscribeError, SubscribeOptions, Subscription, subscribe};
+pub use target::Target;
 pub use viewers::{Protocol, ViewerTable};
 
 /// The newest frame of a stream, shared by every viewer task. `None` until the first frame.

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     /// Messages a second each viewer may send its source (and as many at once); more are
     /// dropped and counted, never queued.
     pub messages_per_second: u32,
+    /// Streams a hub may hold; more are refused.
+    pub max_streams: usize,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +70,7 @@ impl Default for ServerConfig {
             notsent_lowat: Some(16 * 1024),
             heartbeat_every: Duration::from_millis(500),
             messages_per_second: 20,
+            max_streams: 64,
         }
     }
 }
@@ -299,8 +302,11 @@ impl Viewer {
         };
         drop(handshaking);
         let Hello { agent, name, stream, relay } = hello;
+        if stream == framing::ALL_STREAMS {
+            return self.serve_stream_list(read, write, peer, agent).await;
+        }
         let Some(stream) = self.hub.stream(&stream) else {
-            let known = self.hub.stream_names().join(", ");
+            let known = self.hub.names_for_people();
             warn!(%agent, %stream, "refusing viewer: no such stream");
             self.hub.refused.add("unknown_stream");
             let reason = format!("no stream named '{stream}' here; this server has: {known}");
@@ -315,9 +321,10 @@ impl Viewer {
             refuse(&mut write, &reason, &self.shutdown).await;
             return;
         };
+        let messages = if stream.takes_messages() { features::VIEWER_MESSAGES } else { 0 };
         let ours = framing::Hello {
             stream: stream.name().to_owned(),
-            features: if stream.takes_messages() { features::VIEWER_MESSAGES } else { 0 },
+            features: features::STREAM_LIST | messages,
             ..framing::Hello::new(Role::Source, &self.hub.config().agent)
         };
         let mut ours = ours.to_bytes();
@@ -348,6 +355,74 @@ impl Viewer {
             Err(err) => {
                 self.hub.dropped.add(err.reason());
                 warn!(%peer, %name, frames, viewers, %err, "viewer dropped");
+            }
+        }
+    }
+
+    /// A viewer that asked for every stream (a relay mirroring this one): it is sent the
+    /// list of stream names now and whenever it changes, and heartbeats in between.
+    async fn serve_stream_list<R, W>(
+        &self,
+        mut read: FramedRead<R, MessageCodec>,
+        mut write: W,
+        peer: SocketAddr,
+        agent: String,
+    ) where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let Ok(_slot) = self.hub.slots().clone().try_acquire_owned() else {
+            let max = self.hub.config().max_viewers;
+            self.hub.refused.add("full");
+            let reason = format!("server full ({max} viewers); try again later");
+            return refuse(&mut write, &reason, &self.shutdown).await;
+        };
+        let ours = framing::Hello {
+            stream: framing::ALL_STREAMS.to_owned(),
+            features: features::STREAM_LIST,
+            ..framing::Hello::new(Role::Source, &self.hub.config().agent)
+        };
+        if !matches!(self.send(&mut write, &mut ours.to_bytes()).await, Ok(Sent::Whole)) {
+            return;
+        }
+        info!(%agent, "viewer following the stream list joined");
+        let mut changes = self.hub.watch_changes();
+        changes.mark_changed();
+        let mut beats = self.beats.clone();
+        let mut sent_since_beat = false;
+        let why = loop {
+            let mut list = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => {
+                    goodbye(&mut write, "server shutting down").await;
+                    break Ok("server shutting down");
+                }
+                message = read.next() => match message {
+                    None => break Ok("closed the connection"),
+                    Some(Ok(Message::Goodbye(_))) => break Ok("said goodbye"),
+                    Some(Ok(Message::Heartbeat)) => continue,
+                    Some(Ok(other)) => break Err(ViewerError::Unexpected(other.name())),
+                    Some(Err(err)) => break Err(err.into()),
+                },
+                _ = changes.changed() => Message::stream_list(&self.hub.stream_names()),
+                _ = beats.changed() => {
+                    if std::mem::take(&mut sent_since_beat) {
+                        continue;
+                    }
+                    Message::heartbeat()
+                }
+            };
+            match self.send(&mut write, &mut list).await {
+                Ok(Sent::Whole) => sent_since_beat = true,
+                Ok(Sent::Stopped) => break Ok("server shutting down"),
+                Err(err) => break Err(err),
+            }
+        };
+        match why {
+            Ok(why) => info!(%peer, "viewer following the stream list left: {why}"),
+            Err(err) => {
+                self.hub.dropped.add(err.reason());
+                warn!(%peer, %err, "viewer following the stream list dropped");
             }
         }
     }

@@ -27,6 +27,9 @@ pub struct SubscribeOptions {
     pub name: String,
     /// What our hello announces ([`framing::features`]): a cache-server says it is a relay.
     pub features: u32,
+    /// The stream to ask for; empty for the source's default stream, [`framing::ALL_STREAMS`]
+    /// for its list of streams.
+    pub stream: String,
     /// Largest message accepted from the source.
     pub max_message_len: usize,
     /// Time allowed for one TCP connect. Long enough for one SYN retransmission (at 1 s), short
@@ -47,6 +50,7 @@ impl Default for SubscribeOptions {
             agent: concat!("dronecast/", env!("CARGO_PKG_VERSION")).into(),
             name: String::new(),
             features: 0,
+            stream: String::new(),
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             connect_timeout: Duration::from_millis(1500),
             handshake_timeout: Duration::from_secs(5),
@@ -202,6 +206,7 @@ pub async fn subscribe(
     let ours = Hello {
         name: options.name.clone(),
         features: options.features,
+        stream: options.stream.clone(),
         ..Hello::new(Role::Viewer, &options.agent)
     };
     let ours = ours.to_bytes();
@@ -240,6 +245,35 @@ impl Subscription {
     /// The address this subscription dialled.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The next list of the source's streams, for a subscription to
+    /// [`framing::ALL_STREAMS`]; `Ok(None)` when the source said goodbye or closed.
+    pub async fn next_stream_list(&mut self) -> Result<Option<Vec<String>>, SubscribeError> {
+        let wait = self.idle_timeout;
+        loop {
+            let quiet_until = self.read.get_ref().last + wait;
+            let next = tokio::select! {
+                next = self.read.next() => next,
+                _ = tokio::time::sleep_until(quiet_until) => {
+                    if self.read.get_ref().last + wait > Instant::now() {
+                        continue;
+                    }
+                    return Err(SubscribeError::Idle { addr: self.addr.clone(), wait, pending: 0 });
+                }
+            };
+            return match next {
+                Some(Ok(Message::Heartbeat)) => continue,
+                None | Some(Ok(Message::Goodbye(_))) => Ok(None),
+                Some(Ok(Message::StreamList(names))) => Ok(Some(names)),
+                Some(Ok(other)) => {
+                    Err(SubscribeError::Unexpected { addr: self.addr.clone(), kind: other.name() })
+                }
+                Some(Err(cause)) => {
+                    Err(SubscribeError::Protocol { addr: self.addr.clone(), cause })
+                }
+            };
+        }
     }
 
     /// True when the source takes viewer messages (its hello says so).

@@ -242,7 +242,7 @@ impl Conn {
             (Endpoint::State, _) => state::response(&self.hub),
             (Endpoint::Page, _) => page::response(route.stream_name),
             (_, None) => {
-                let known = self.hub.stream_names().join(", ");
+                let known = self.hub.names_for_people();
                 let name = route.stream_name.unwrap_or("");
                 text(
                     StatusCode::NOT_FOUND,
