@@ -47,6 +47,10 @@ pub struct Config {
     pub subscribe: SubscribeOptions,
     /// How to pace redials.
     pub backoff: Backoff,
+    /// The token upstreams want, unless a stream says otherwise.
+    pub upstream_token: Option<String>,
+    /// How to trust `tls://` upstreams, unless a stream says otherwise.
+    pub upstream_trust: relay::tls::Trust,
     /// How viewers are served.
     pub server: ServerConfig,
     /// How often to log the status line; `None` for never.
@@ -64,9 +68,11 @@ impl Config {
             warn!(%upstream, %err, "not an upstream");
             StreamSpec {
                 name: None,
-                upstream: relay::Target { addr: upstream, stream: String::new() },
+                upstream: relay::Target { addr: upstream, stream: String::new(), tls: false },
                 max_frame_bytes: None,
                 redial_max: None,
+                token: None,
+                trust: None,
             }
         });
         Config {
@@ -79,6 +85,8 @@ impl Config {
             },
             // A cap well under a second: viewers resume within a second of the drone's return.
             backoff: Backoff::new(Duration::from_millis(50), Duration::from_millis(500)),
+            upstream_token: None,
+            upstream_trust: relay::tls::Trust::System,
             server: ServerConfig { agent: agent.into(), ..ServerConfig::default() },
             summary_every: Some(Duration::from_secs(5)),
         }
@@ -126,8 +134,12 @@ impl CacheServer {
         );
         let hub = Hub::new(config.server.clone());
         let shutdown = CancellationToken::new();
-        let dialing =
-            streams::Dialing { subscribe: config.subscribe.clone(), backoff: config.backoff };
+        let dialing = streams::Dialing {
+            subscribe: config.subscribe.clone(),
+            backoff: config.backoff,
+            token: config.upstream_token.clone(),
+            trust: config.upstream_trust.clone(),
+        };
         let mut streams = streams::Streams::new(hub.clone(), dialing, shutdown.child_token());
         streams.apply(&specs);
         Ok(CacheServer { config, hub, streams, specs, shutdown, reload: None })
@@ -227,6 +239,9 @@ async fn reload_loop(
                 shutdown.cancelled().await;
                 return streams;
             },
+        }
+        if config.config_file.is_none() {
+            continue;
         }
         match config.all_streams() {
             Ok(specs) => {

@@ -54,8 +54,32 @@ struct Cli {
     #[arg(long, env = "CACHE_SUMMARY_EVERY", default_value = "5", value_name = "SECS",
           value_parser = seconds_or_zero)]
     summary_every: Duration,
+    /// The token upstreams want (a stream of --config may set its own).
+    #[arg(long, env = "CACHE_UPSTREAM_TOKEN", value_name = "TOKEN")]
+    upstream_token: Option<String>,
+    /// A file holding the token upstreams want (its first line).
+    #[arg(
+        long,
+        env = "CACHE_UPSTREAM_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "upstream_token"
+    )]
+    upstream_token_file: Option<std::path::PathBuf>,
+    /// For tls:// upstreams: trust the CAs in this PEM file (instead of the system's).
+    #[arg(
+        long,
+        env = "CACHE_UPSTREAM_TLS_CA",
+        value_name = "PEM",
+        conflicts_with = "upstream_tls_pin"
+    )]
+    upstream_tls_ca: Option<std::path::PathBuf>,
+    /// For tls:// upstreams: trust exactly the certificate with this SHA-256 fingerprint.
+    #[arg(long, env = "CACHE_UPSTREAM_TLS_PIN", value_name = "SHA256")]
+    upstream_tls_pin: Option<relay::tls::Fingerprint>,
     #[command(flatten)]
     serve: ServeArgs,
+    #[command(flatten)]
+    protect: cli::security::Protect,
 }
 
 #[tokio::main]
@@ -72,6 +96,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     config.config_file = cli.config;
     config.server = cli.serve.config(&config.server.agent);
+    let (auth, tls) = cli.protect.load()?;
+    if let Some(fingerprint) = tls.as_ref().and_then(|tls| tls.fingerprint()) {
+        tracing::info!(%fingerprint, "TLS on; viewers can pin the certificate with --tls-pin {fingerprint}");
+    }
+    let reload = cli::reload_on_sighup();
+    cli::security::reload_security(auth.clone(), tls.clone(), reload.clone());
+    (config.server.auth, config.server.tls) = (auth, tls);
+    let upstream = cli::security::Dial {
+        token: cli.upstream_token,
+        token_file: cli.upstream_token_file,
+        tls_ca: cli.upstream_tls_ca,
+        tls_pin: cli.upstream_tls_pin,
+        tls: false,
+    };
+    let token = upstream.token()?;
+    config.upstream_token =
+        (!token.is_empty()).then(|| String::from_utf8_lossy(&token).into_owned());
+    config.upstream_trust = upstream.trust();
     // Bounded by clap to 1..=1024.
     config.server.max_streams = usize::try_from(cli.max_streams).unwrap_or(1024);
     config.subscribe.max_message_len = cli.max_frame_bytes;
@@ -80,6 +122,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let listener = cli::listen(cli.listen)?;
     let http = cli.http.0.map(cli::listen).transpose()?;
     let shutdown = cli::shutdown_on_signal();
-    let reload = cli::reload_on_sighup();
     CacheServer::new(config)?.reload_on(reload).run_with_http(listener, http, shutdown).await
 }

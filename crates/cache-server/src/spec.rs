@@ -33,6 +33,10 @@ pub struct StreamSpec {
     pub max_frame_bytes: Option<usize>,
     /// Longest pause between redials (the server-wide `--redial-max` if `None`).
     pub redial_max: Option<Duration>,
+    /// The token this upstream wants (the server-wide `--upstream-token` if `None`).
+    pub token: Option<String>,
+    /// How to trust this upstream over TLS (the server-wide setting if `None`).
+    pub trust: Option<relay::tls::Trust>,
 }
 
 impl StreamSpec {
@@ -79,7 +83,15 @@ impl FromStr for StreamSpec {
             None => (None, s),
         };
         let upstream: Target = target.parse()?;
-        StreamSpec { name, upstream, max_frame_bytes: None, redial_max: None }.check()
+        StreamSpec {
+            name,
+            upstream,
+            max_frame_bytes: None,
+            redial_max: None,
+            token: None,
+            trust: None,
+        }
+        .check()
     }
 }
 
@@ -91,6 +103,9 @@ impl FromStr for StreamSpec {
 /// upstream = "pi1:9999"       # HOST:PORT, HOST:PORT/STREAM or HOST:PORT/*
 /// max_frame_bytes = 4194304   # optional
 /// redial_max = 1.0            # optional, seconds
+/// token = "…"                 # optional: what this upstream wants
+/// tls_pin = "SHA256:…"        # optional, for tls:// upstreams: trust this certificate
+/// tls_ca = "/etc/…/ca.pem"    # optional, for tls:// upstreams: trust these CAs
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +121,9 @@ struct FileStream {
     upstream: String,
     max_frame_bytes: Option<usize>,
     redial_max: Option<f64>,
+    token: Option<String>,
+    tls_pin: Option<String>,
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 /// Reads the streams of a config file; every error names the file and the stream.
@@ -128,11 +146,20 @@ pub fn read_file(path: &Path) -> anyhow::Result<Vec<StreamSpec>> {
                     where_()
                 );
             }
+            let trust = match (s.tls_pin, s.tls_ca) {
+                (Some(pin), _) => Some(relay::tls::Trust::Pin(
+                    pin.parse().map_err(anyhow::Error::msg).with_context(where_)?,
+                )),
+                (None, Some(ca)) => Some(relay::tls::Trust::Ca(ca)),
+                (None, None) => None,
+            };
             let spec = StreamSpec {
                 name: s.name,
                 upstream: s.upstream.parse().map_err(anyhow::Error::msg).with_context(where_)?,
                 max_frame_bytes: s.max_frame_bytes,
                 redial_max,
+                token: s.token,
+                trust,
             };
             spec.check().map_err(anyhow::Error::msg).with_context(where_)
         })

@@ -23,6 +23,28 @@ pub const MESSAGE_BACKLOG: usize = 1024;
 pub(crate) struct Dialing {
     pub subscribe: SubscribeOptions,
     pub backoff: Backoff,
+    /// The token upstreams want, unless a stream says otherwise.
+    pub token: Option<String>,
+    /// How to trust TLS upstreams, unless a stream says otherwise.
+    pub trust: relay::tls::Trust,
+}
+
+impl Dialing {
+    /// How to dial `spec`'s upstream: its token, TLS if it is `tls://`.
+    fn options_for(&self, spec: &StreamSpec) -> anyhow::Result<SubscribeOptions> {
+        let mut options = self.subscribe.clone();
+        if let Some(token) = spec.token.as_ref().or(self.token.as_ref()) {
+            options.token = bytes::Bytes::from(token.clone().into_bytes());
+        }
+        if spec.upstream.tls {
+            let trust = spec.trust.as_ref().unwrap_or(&self.trust);
+            options.tls = Some(relay::tls::client_config(trust)?);
+        }
+        if let Some(max) = spec.max_frame_bytes {
+            options.max_message_len = max;
+        }
+        Ok(options)
+    }
 }
 
 /// A running link (or mirror), stopped when dropped.
@@ -130,10 +152,7 @@ fn start_link(
     alias: bool,
     stop: CancellationToken,
 ) -> anyhow::Result<(Arc<UpstreamStats>, JoinHandle<()>)> {
-    let mut options = dialing.subscribe.clone();
-    if let Some(max) = spec.max_frame_bytes {
-        options.max_message_len = max;
-    }
+    let options = dialing.options_for(spec)?;
     let mut backoff = dialing.backoff;
     if let Some(max) = spec.redial_max {
         backoff = Backoff::new(backoff.initial, max);
@@ -168,7 +187,10 @@ impl Mirror {
     async fn run(self, stop: CancellationToken) {
         let mut links: BTreeMap<String, (CancellationToken, JoinHandle<()>)> = BTreeMap::new();
         let mut backoff = self.dialing.backoff;
-        let mut options = self.dialing.subscribe.clone();
+        let mut options = match self.dialing.options_for(&self.spec) {
+            Ok(options) => options,
+            Err(err) => return warn!(error = %format!("{err:#}"), "mirror not started"),
+        };
         options.stream = framing::ALL_STREAMS.to_owned();
         let mut warned = false;
         loop {
@@ -256,7 +278,7 @@ impl Mirror {
             }
             let spec = StreamSpec {
                 name: Some(name.clone()),
-                upstream: Target { addr: self.target.addr.clone(), stream: name.clone() },
+                upstream: Target { stream: name.clone(), ..self.target.clone() },
                 ..self.spec.clone()
             };
             let link_stop = stop.child_token();

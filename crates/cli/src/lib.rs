@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`args`] — flags shared by the servers ([`ServeArgs`]) and value parsers with one rule
 //!   each for seconds, sizes and counts, checked when the command line is parsed.
+//! - [`security`] — token and TLS flags: [`security::Protect`] for servers, [`security::Dial`]
+//!   for dialers.
 //! - [`logging`] — the tracing subscriber: stderr, `RUST_LOG`, no colours off a terminal.
 //! - [`signal`] — a cancellation token fired by SIGINT or SIGTERM; a reload count SIGHUP bumps.
 //! - [`exit_code`] — how `main` reports an error: the whole chain of causes on one line.
@@ -13,6 +15,7 @@
 
 pub mod args;
 pub mod logging;
+pub mod security;
 pub mod signal;
 
 pub use args::ServeArgs;

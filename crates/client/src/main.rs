@@ -69,6 +69,8 @@ struct Cli {
     /// Window: pressing key K (a letter or digit, not q) sends TEXT; repeat for more keys.
     #[arg(long, value_name = "K=TEXT", conflicts_with = "headless")]
     send_on_key: Vec<KeyBinding>,
+    #[command(flatten)]
+    dial: cli::security::Dial,
 }
 
 fn main() -> ExitCode {
@@ -80,6 +82,10 @@ fn main() -> ExitCode {
         subscribe.name = name;
     }
     subscribe.stream = cli.stream.unwrap_or(cli.server.stream);
+    match cli.dial.token().and_then(|token| Ok((token, cli.dial.tls_for(cli.server.tls)?))) {
+        Ok((token, tls)) => (subscribe.token, subscribe.tls) = (token, tls),
+        Err(err) => return cli::exit_code(Err(err)),
+    }
     let server = cli.server.addr;
     let (reconnect, record) = (!cli.exit_on_disconnect, cli.record);
     let send = Sending { once: cli.send, stdin: cli.send_stdin };

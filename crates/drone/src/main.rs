@@ -67,8 +67,14 @@ struct Cli {
     /// Keep capturing while no relay is connected (by default capture pauses).
     #[arg(long, env = "DRONE_ALWAYS_CAPTURE")]
     always_capture: bool,
+    /// TLS with a self-signed certificate kept in this directory (made on first start; its
+    /// fingerprint is logged for viewers to pin with --tls-pin). Instead of --tls-cert.
+    #[arg(long, env = "DRONE_TLS_SELF_SIGNED", value_name = "DIR", conflicts_with = "tls_cert")]
+    tls_self_signed: Option<std::path::PathBuf>,
     #[command(flatten)]
     serve: ServeArgs,
+    #[command(flatten)]
+    protect: cli::security::Protect,
 }
 
 const DEFAULT_SOURCE: &str = if cfg!(feature = "camera") { "camera" } else { "test" };
@@ -88,7 +94,19 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     if let SourceSpec::Camera(id) = &mut cli.source {
         *id = cli.camera.clone();
     }
-    let server = cli.serve.config(concat!("drone/", env!("CARGO_PKG_VERSION")));
+    let mut server = cli.serve.config(concat!("drone/", env!("CARGO_PKG_VERSION")));
+    let (auth, mut tls) = cli.protect.load()?;
+    if let Some(dir) = &cli.tls_self_signed {
+        let names =
+            vec![gethostname::gethostname().to_string_lossy().into_owned(), "localhost".into()];
+        let (cert, key) = relay::tls::self_signed(dir, &names)?;
+        tls = Some(relay::tls::ServerTls::load(&cert, &key)?);
+    }
+    if let Some(fingerprint) = tls.as_ref().and_then(|tls| tls.fingerprint()) {
+        tracing::info!(%fingerprint, "TLS on; viewers can pin the certificate with --tls-pin {fingerprint}");
+    }
+    cli::security::reload_security(auth.clone(), tls.clone(), cli::reload_on_sighup());
+    (server.auth, server.tls) = (auth, tls);
     let format =
         Format { width: cli.width, height: cli.height, fps: cli.fps, quality: cli.quality };
     let config = Config {

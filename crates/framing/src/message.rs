@@ -143,7 +143,7 @@ pub enum Role {
 }
 
 /// The opening message of each side of a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Hello {
     /// Protocol version of the sender.
     pub version: u16,
@@ -152,7 +152,7 @@ pub struct Hello {
     /// Free-form name of the sending program, for logs (`"client/0.1.0"`). As decoded, control
     /// characters are escaped ([`crate::text::printable`]).
     pub agent: String,
-    /// Access token. Reserved: sent empty and ignored by this version.
+    /// A viewer's access token, when its source wants one; empty otherwise. Never logged.
     pub token: Bytes,
     /// Name of the stream asked for or served. Reserved: sent empty and ignored by this version.
     pub stream: String,
@@ -161,6 +161,21 @@ pub struct Hello {
     pub name: String,
     /// What the sender does beyond the base protocol ([`features`]).
     pub features: u32,
+}
+
+/// Shows every field but the token, which must never reach a log.
+impl std::fmt::Debug for Hello {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hello")
+            .field("version", &self.version)
+            .field("role", &self.role)
+            .field("agent", &self.agent)
+            .field("token", &format_args!("<{} bytes>", self.token.len()))
+            .field("stream", &self.stream)
+            .field("name", &self.name)
+            .field("features", &self.features)
+            .finish()
+    }
 }
 
 impl Hello {

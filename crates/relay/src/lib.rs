@@ -21,13 +21,16 @@
 //! - [`link`] — [`Link`]: a subscription redialled when it drops, with an [`Outbox`] for
 //!   messages to the source.
 //! - [`target`] — [`Target`]: `HOST:PORT[/STREAM]`, where a viewer connects.
+//! - [`tls`] — TLS with rustls: a server's certificate, a self-signed one, how viewers trust.
 //! - [`socket`] — the TCP options every connection gets (no-delay, keepalive, low watermark).
+//! - [`auth`] — [`auth::Auth`]: the tokens a server accepts, checked in constant time.
 //! - [`backoff`] — capped exponential pauses between retries.
 //! - [`clock`] — capture timestamps in µs since the Unix epoch.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod backoff;
 pub mod clock;
 pub mod http;
@@ -39,6 +42,7 @@ pub mod socket;
 pub mod stream;
 pub mod subscriber;
 pub mod target;
+pub mod tls;
 pub mod viewers;
 
 pub use backoff::Backoff;

@@ -142,7 +142,11 @@ impl Link {
                         self.sub = Some(sub);
                         return Ok(Event::Connected(agent));
                     }
-                    Err(err @ SubscribeError::Refused { .. }) => return Err(err),
+                    // Redialling changes neither: the server said no, or its certificate is
+                    // not the one trusted.
+                    Err(err @ (SubscribeError::Refused { .. } | SubscribeError::Tls { .. })) => {
+                        return Err(err);
+                    }
                     Err(err) if !self.reconnect => return Err(err),
                     Err(err) => {
                         if self.failures == 0 {

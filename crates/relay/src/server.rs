@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use governor::clock::DefaultClock;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::timeout;
@@ -57,6 +57,10 @@ pub struct ServerConfig {
     pub messages_per_second: u32,
     /// Streams a hub may hold; more are refused.
     pub max_streams: usize,
+    /// The tokens viewers must give, if any (TCP hello and HTTP alike).
+    pub auth: Option<Arc<crate::auth::Auth>>,
+    /// TLS on every port, if set: the certificate served.
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +75,8 @@ impl Default for ServerConfig {
             heartbeat_every: Duration::from_millis(500),
             messages_per_second: 20,
             max_streams: 64,
+            auth: None,
+            tls: None,
         }
     }
 }
@@ -255,6 +261,7 @@ struct Hello {
     agent: String,
     name: String,
     stream: String,
+    token: bytes::Bytes,
     /// A relay forwarding its own viewers' messages.
     relay: bool,
 }
@@ -264,8 +271,53 @@ impl Viewer {
         if let Err(err) = socket::tune_sender(&stream, self.hub.config().notsent_lowat) {
             debug!(%err, "could not set socket options");
         }
-        let (read, write) = stream.into_split();
-        self.serve(read, write, peer, handshaking).await;
+        if let Some(left) = self.hub.config().auth.as_ref().and_then(|a| a.penalty(peer.ip())) {
+            // Slows down guessing: this address gave wrong tokens lately.
+            debug!(?left, "closing a connection from an address that gave wrong tokens");
+            self.hub.refused.add("penalised");
+            return;
+        }
+        let Some(tls) = self.hub.config().tls.clone() else {
+            let (read, write) = stream.into_split();
+            return self.serve(read, write, peer, handshaking).await;
+        };
+        let wait = self.hub.config().handshake_timeout;
+        let handshake = async {
+            let mut first = [0u8; 2];
+            let n = stream.peek(&mut first).await?;
+            if !crate::tls::looks_like_tls(&first[..n]) {
+                return Ok(Err(stream));
+            }
+            tls.accept(stream).await.map(Ok)
+        };
+        let accepted = tokio::select! {
+            _ = self.shutdown.cancelled() => return,
+            accepted = timeout(wait, handshake) => accepted,
+        };
+        match accepted {
+            Ok(Ok(Ok(tls))) => {
+                let (read, write) = tokio::io::split(tls);
+                self.serve(read, write, peer, handshaking).await;
+            }
+            Ok(Ok(Err(mut plain))) => {
+                // Its hello read first, so that closing does not reset the connection and
+                // lose the answer.
+                let mut hello = [0u8; MAX_CONTROL_LEN];
+                let _ = timeout(Duration::from_millis(100), plain.read(&mut hello)).await;
+                warn!("a plain peer on the TLS port; told it to use TLS");
+                self.hub.refused.add("plain_on_tls_port");
+                let reason = "this port speaks TLS: connect with tls://HOST:PORT";
+                refuse(&mut plain, reason, &self.shutdown).await;
+            }
+            Ok(Err(err)) => {
+                warn!(%err, "dropped peer during the TLS handshake");
+                self.hub.dropped.add("tls_handshake");
+            }
+            Err(_) => {
+                warn!(?wait, "dropped peer: no TLS handshake in time");
+                self.hub.dropped.add("handshake_timeout");
+            }
+        }
     }
 
     /// Serves one viewer over the two halves of its connection.
@@ -301,7 +353,19 @@ impl Viewer {
             }
         };
         drop(handshaking);
-        let Hello { agent, name, stream, relay } = hello;
+        let Hello { agent, name, stream, token, relay } = hello;
+        if let Some(auth) = &self.hub.config().auth {
+            let verdict = auth.check(&token);
+            if verdict != crate::auth::Verdict::Accepted {
+                // The address, never the token.
+                let wrong = verdict == crate::auth::Verdict::Wrong;
+                warn!(%agent, "refusing viewer: {}", if wrong { "wrong token" } else { "no token" });
+                self.hub.refused.add(if wrong { "wrong_token" } else { "no_token" });
+                auth.failed(peer.ip());
+                refuse(&mut write, verdict.refusal(), &self.shutdown).await;
+                return;
+            }
+        }
         if stream == framing::ALL_STREAMS {
             return self.serve_stream_list(read, write, peer, agent).await;
         }
@@ -449,7 +513,13 @@ impl Viewer {
             return Err(ViewerError::NotAViewer);
         }
         let relay = hello.features & features::RELAY != 0;
-        Ok(Hello { agent: hello.agent, name: hello.name, stream: hello.stream, relay })
+        Ok(Hello {
+            agent: hello.agent,
+            name: hello.name,
+            stream: hello.stream,
+            token: hello.token,
+            relay,
+        })
     }
 
     /// A web browser opened the dronecast port: one line in HTTP saying where to go instead.

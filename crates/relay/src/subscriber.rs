@@ -2,6 +2,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -10,9 +11,8 @@ use framing::{
     ViewerMessage, features,
 };
 use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::{Instant, timeout};
 use tokio_util::codec::FramedRead;
 
@@ -30,6 +30,10 @@ pub struct SubscribeOptions {
     /// The stream to ask for; empty for the source's default stream, [`framing::ALL_STREAMS`]
     /// for its list of streams.
     pub stream: String,
+    /// The token the source wants, if it wants one (sent in the hello; never logged).
+    pub token: bytes::Bytes,
+    /// TLS to the source: how to trust it. `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Largest message accepted from the source.
     pub max_message_len: usize,
     /// Time allowed for one TCP connect. Long enough for one SYN retransmission (at 1 s), short
@@ -51,6 +55,8 @@ impl Default for SubscribeOptions {
             name: String::new(),
             features: 0,
             stream: String::new(),
+            token: bytes::Bytes::new(),
+            tls: None,
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             connect_timeout: Duration::from_millis(1500),
             handshake_timeout: Duration::from_secs(5),
@@ -123,6 +129,14 @@ pub enum SubscribeError {
         /// What happened.
         why: String,
     },
+    /// The TLS handshake with the source failed.
+    #[error("{addr}: TLS failed: {why}")]
+    Tls {
+        /// Where we dialled.
+        addr: String,
+        /// What went wrong, and what to check.
+        why: String,
+    },
     /// The source takes no viewer messages.
     #[error(
         "{addr} takes no viewer messages (an older server, or a source with nowhere to send them)"
@@ -151,13 +165,38 @@ fn idle_what(wait: Duration, pending: usize) -> String {
 }
 
 /// A connection to a source, past the handshake.
-#[derive(Debug)]
 pub struct Subscription {
     addr: String,
     hello: Hello,
     idle_timeout: Duration,
-    read: FramedRead<LastArrival<OwnedReadHalf>, MessageCodec>,
-    write: OwnedWriteHalf,
+    read: FramedRead<LastArrival<Reader>, MessageCodec>,
+    write: Writer,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("addr", &self.addr)
+            .field("hello", &self.hello)
+            .finish()
+    }
+}
+
+/// The receiving half of a connection, plain or TLS.
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// The sending half of a connection, plain or TLS.
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// What a failed TLS handshake means, in words that say what to check.
+fn tls_failure(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
+            "the source closed the connection during the TLS handshake: it does not speak TLS \
+             there (a plain port? drop tls://)"
+                .to_owned()
+        }
+        _ => err.to_string(),
+    }
 }
 
 /// A reader that notes when bytes last arrived, so that "idle" means no bytes at all rather
@@ -196,7 +235,24 @@ pub async fn subscribe(
     let _ = socket::tune_receiver(&stream);
     let wait = options.handshake_timeout;
     let timed_out = || SubscribeError::HandshakeTimeout { addr: addr.to_owned(), wait };
-    let (read, mut write) = stream.into_split();
+    let (read, mut write): (Reader, Writer) = match &options.tls {
+        None => {
+            let (read, write) = stream.into_split();
+            (Box::new(read), Box::new(write))
+        }
+        Some(config) => {
+            let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+            let tls = timeout(wait, crate::tls::connect(config.clone(), host, stream))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|err| SubscribeError::Tls {
+                    addr: addr.to_owned(),
+                    why: tls_failure(&err),
+                })?;
+            let (read, write) = tokio::io::split(tls);
+            (Box::new(read), Box::new(write))
+        }
+    };
     let read = LastArrival { inner: read, last: Instant::now() };
     let mut read = FramedRead::new(read, MessageCodec::with_max_len(options.max_message_len));
     let io_err = |err: io::Error| SubscribeError::Protocol {
@@ -207,6 +263,7 @@ pub async fn subscribe(
         name: options.name.clone(),
         features: options.features,
         stream: options.stream.clone(),
+        token: options.token.clone(),
         ..Hello::new(Role::Viewer, &options.agent)
     };
     let ours = ours.to_bytes();

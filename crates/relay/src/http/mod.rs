@@ -122,6 +122,11 @@ impl Conn {
         if let Err(err) = socket::tune_sender(&tcp, config.notsent_lowat) {
             debug!(%err, "could not set socket options");
         }
+        if let Some(left) = config.auth.as_ref().and_then(|a| a.penalty(self.peer.ip())) {
+            debug!(?left, "closing a connection from an address that gave wrong tokens");
+            self.hub.refused.add("penalised");
+            return;
+        }
         // Before HTTP parsing: a dronecast peer that dialled this port is told where to go.
         let mut first = [0u8; 16];
         let peeked = tokio::select! {
@@ -144,9 +149,47 @@ impl Conn {
             Ok(Ok(n)) if framing::sniff::is_dronecast(&first[..n]) => {
                 return self.answer_dronecast(tcp).await;
             }
-            Ok(Ok(_)) => {}
+            Ok(Ok(n)) => {
+                let tls_hello = crate::tls::looks_like_tls(&first[..n]);
+                match (&config.tls, tls_hello) {
+                    (None, false) => {}
+                    (Some(tls), true) => {
+                        let handshake = timeout(config.handshake_timeout, tls.accept(tcp));
+                        let accepted = tokio::select! {
+                            _ = self.shutdown.cancelled() => return,
+                            accepted = handshake => accepted,
+                        };
+                        return match accepted {
+                            Ok(Ok(tls)) => self.serve(TokioIo::new(tls)).await,
+                            Ok(Err(err)) => {
+                                self.hub.dropped.add("tls_handshake");
+                                warn!(%err, "dropped peer during the TLS handshake")
+                            }
+                            Err(_) => {
+                                self.hub.dropped.add("handshake_timeout");
+                                warn!("dropped peer: no TLS handshake in time")
+                            }
+                        };
+                    }
+                    (Some(_), false) => return self.answer_plain_on_tls(tcp).await,
+                    (None, true) => {
+                        self.hub.dropped.add("protocol_error");
+                        return warn!(
+                            "a TLS handshake on a plain HTTP port (no --tls-cert here); dropped"
+                        );
+                    }
+                }
+            }
         }
+        self.serve(TokioIo::new(tcp)).await;
+    }
 
+    /// Serves HTTP on `io` (a plain or a TLS connection) until it ends.
+    async fn serve<I>(self, io: TokioIo<I>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let config = self.hub.config().clone();
         let this = self.clone();
         let service = service_fn(move |request| {
             let this = this.clone();
@@ -158,7 +201,7 @@ impl Conn {
             .header_read_timeout(config.handshake_timeout)
             .max_buf_size(MAX_REQUEST_HEAD)
             .writev(true);
-        let conn = builder.serve_connection(TokioIo::new(tcp), service);
+        let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
         let mut deadline: Option<Instant> = None;
         let mut check = tokio::time::interval(Duration::from_secs(1));
@@ -199,6 +242,26 @@ impl Conn {
         }
     }
 
+    /// Plain HTTP on a TLS port: one line of HTTP saying to use https://.
+    async fn answer_plain_on_tls(&self, mut tcp: TcpStream) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        warn!("plain HTTP on the HTTPS port; told it to use https://");
+        self.hub.refused.add("plain_on_tls_port");
+        let mut request = [0u8; MAX_REQUEST_HEAD];
+        let _ = timeout(Duration::from_millis(100), tcp.read(&mut request)).await;
+        let text = "This port speaks HTTPS: open https://… instead of http://….\n";
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+            text.len()
+        );
+        let send = async {
+            tcp.write_all(answer.as_bytes()).await?;
+            tcp.shutdown().await
+        };
+        let _ = timeout(SHUTDOWN_GRACE, send).await;
+    }
+
     /// A dronecast peer dialled the HTTP port: a dronecast refusal, which its client prints.
     async fn answer_dronecast(&self, mut tcp: TcpStream) {
         use tokio::io::AsyncWriteExt;
@@ -227,6 +290,16 @@ impl Conn {
                 return response;
             }
         };
+        if let Some(auth) = &self.hub.config().auth {
+            let verdict = auth.check(&token_of(&request));
+            if verdict != crate::auth::Verdict::Accepted {
+                let wrong = verdict == crate::auth::Verdict::Wrong;
+                warn!("refusing HTTP request: {}", if wrong { "wrong token" } else { "no token" });
+                self.hub.refused.add(if wrong { "wrong_token" } else { "no_token" });
+                auth.failed(self.peer.ip());
+                return unauthorized(verdict);
+            }
+        }
         let stream = match route.stream_name {
             None => self.hub.default_stream(),
             Some(name) => self.hub.stream(name),
@@ -366,6 +439,68 @@ async fn snapshot(stream: &Stream, shutdown: &CancellationToken) -> Response<Bod
         headers.insert("x-timestamp", stamp);
     }
     headers.insert("x-frame-seq", HeaderValue::from(frame.header().seq));
+    response
+}
+
+/// The token a request gives: `Authorization: Bearer TOKEN`, HTTP Basic with the token as
+/// password (what Home Assistant and OctoPrint send), or `?token=` (for a plain `<img>` URL).
+fn token_of<B>(request: &Request<B>) -> Vec<u8> {
+    use base64::Engine;
+    if let Some(value) = request.headers().get(header::AUTHORIZATION) {
+        let value = value.as_bytes();
+        if let Some(token) = value.strip_prefix(b"Bearer ") {
+            return token.trim_ascii().to_vec();
+        }
+        if let Some(encoded) = value.strip_prefix(b"Basic ") {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii());
+            if let Some(at) = decoded.as_ref().ok().and_then(|d| d.iter().position(|&b| b == b':'))
+            {
+                return decoded.map(|d| d[at + 1..].to_vec()).unwrap_or_default();
+            }
+        }
+    }
+    let query = request.uri().query().unwrap_or("");
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .map(|token| percent_decode(token.as_bytes()))
+        .unwrap_or_default()
+}
+
+/// `%XX` escapes of a query value undone (a token may hold characters a URL must escape).
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (s[i], s.get(i + 1).copied().and_then(hex), s.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// 401, with the two ways a client may answer: Basic (browsers ask for it) and Bearer.
+fn unauthorized(verdict: crate::auth::Verdict) -> Response<Body> {
+    let mut response = text(StatusCode::UNAUTHORIZED, verdict.refusal());
+    let headers = response.headers_mut();
+    headers.append(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"dronecast\", charset=\"UTF-8\""),
+    );
+    headers
+        .append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"dronecast\""));
     response
 }
 
