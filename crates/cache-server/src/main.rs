@@ -12,7 +12,7 @@ use cli::args::{frame_bytes, seconds, seconds_or_zero};
 /// every viewer that connects. Redials the upstream whenever it drops, without dropping
 /// viewers.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version = cli::version(env!("CARGO_PKG_VERSION")))]
 struct Cli {
     /// The drone or upstream cache-server, as HOST:PORT.
     #[arg(long, env = "CACHE_UPSTREAM", default_value = "127.0.0.1:9999")]
@@ -40,12 +40,14 @@ struct Cli {
     summary_every: Duration,
     #[command(flatten)]
     serve: ServeArgs,
+    #[command(flatten)]
+    log: cli::LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    cli::init_logging();
+    cli::init_logging(cli.log.log_format);
     cli::exit_code(run(cli).await)
 }
 
@@ -55,7 +57,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     config.subscribe.max_message_len = cli.max_frame_bytes;
     config.backoff = relay::Backoff::new(config.backoff.initial, cli.redial_max);
     config.summary_every = Some(cli.summary_every).filter(|d| !d.is_zero());
+    let shutdown = cli::shutdown_on_signal();
+    let mut reloads = cli::reload_on_sighup();
+    tokio::spawn(async move {
+        while reloads.changed().await.is_ok() {
+            tracing::info!("SIGHUP: nothing to reload");
+        }
+    });
     let listener = cli::listen(cli.listen)?;
     let http = cli.http.0.map(cli::listen).transpose()?;
-    CacheServer::new(config).run_with_http(listener, http, cli::shutdown_on_signal()).await
+    // Ready once it serves viewers (the server's first beat), whether or not the upstream is
+    // up: until it is, viewers are told the source is offline.
+    let status = format!("serving viewers on {}; upstream {}", cli.listen, cli.upstream);
+    cli::systemd::notify(&config.server, &shutdown, status);
+    CacheServer::new(config).run_with_http(listener, http, shutdown).await
 }

@@ -1,4 +1,5 @@
-//! The shutdown signal.
+//! Signals: SIGINT and SIGTERM shut down ([`shutdown_on_signal`]); SIGHUP asks for a reload
+//! ([`reload_on_sighup`]).
 
 use tokio_util::sync::CancellationToken;
 
@@ -62,4 +63,29 @@ impl Signals {
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
     }
+}
+
+/// A counter bumped at every SIGHUP, the signal `systemctl reload` sends: the one place where
+/// "re-read what can be re-read" starts. Whatever can be reloaded watches the receiver
+/// (`changed().await`) and does so; the mains log each reload. Installing the handler means a
+/// SIGHUP never ends the process (its default action). Must be called inside a tokio runtime.
+pub fn reload_on_sighup() -> tokio::sync::watch::Receiver<u64> {
+    let (count, reloads) = tokio::sync::watch::channel(0_u64);
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    count.send_modify(|n| *n = n.wrapping_add(1));
+                    if count.is_closed() {
+                        return;
+                    }
+                }
+            });
+        }
+        Err(err) => tracing::warn!(%err, "could not install a SIGHUP handler; reloads are off"),
+    }
+    #[cfg(not(unix))]
+    drop(count);
+    reloads
 }

@@ -14,7 +14,7 @@ use client::window::{self, KeyBinding};
 
 /// Shows the live stream of a cache-server (or drone) in a window; `q` or Esc quits.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version = cli::version(env!("CARGO_PKG_VERSION")))]
 struct Cli {
     /// The cache-server or drone to watch, as HOST:PORT.
     #[arg(env = "DRONECAST_SERVER", default_value = "127.0.0.1:9998")]
@@ -65,11 +65,13 @@ struct Cli {
     /// Window: pressing key K (a letter or digit, not q) sends TEXT; repeat for more keys.
     #[arg(long, value_name = "K=TEXT", conflicts_with = "headless")]
     send_on_key: Vec<KeyBinding>,
+    #[command(flatten)]
+    log: cli::LogArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::init_logging();
+    cli::init_logging(cli.log.log_format);
     let mut subscribe = client::subscribe_options();
     subscribe.max_message_len = cli.max_frame_bytes;
     if let Some(name) = cli.name {

@@ -9,7 +9,7 @@ use drone::{CameraId, Config, Format, SourceSpec};
 /// Captures frames and serves the newest one, as JPEG, to every cache-server or client that
 /// connects.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version = cli::version(env!("CARGO_PKG_VERSION")))]
 struct Cli {
     /// Address to listen on for relays.
     #[arg(long, env = "DRONE_LISTEN", default_value = "0.0.0.0:9999")]
@@ -64,6 +64,8 @@ struct Cli {
     always_capture: bool,
     #[command(flatten)]
     serve: ServeArgs,
+    #[command(flatten)]
+    log: cli::LogArgs,
 }
 
 const DEFAULT_SOURCE: &str = if cfg!(feature = "camera") { "camera" } else { "test" };
@@ -71,7 +73,7 @@ const DEFAULT_SOURCE: &str = if cfg!(feature = "camera") { "camera" } else { "te
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    cli::init_logging();
+    cli::init_logging(cli.log.log_format);
     cli::exit_code(run(cli).await)
 }
 
@@ -96,7 +98,17 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         meta_from: cli.meta_from,
         messages_to: cli.messages_to,
     };
+    let shutdown = cli::shutdown_on_signal();
+    let mut reloads = cli::reload_on_sighup();
+    tokio::spawn(async move {
+        while reloads.changed().await.is_ok() {
+            tracing::info!("SIGHUP: nothing to reload");
+        }
+    });
     let listener = cli::listen(cli.listen)?;
     let http = cli.http.0.map(cli::listen).transpose()?;
-    drone::run_with_http(config, listener, http, cli::shutdown_on_signal()).await
+    // Ready once the source is open and the accept loop runs (the server's first beat).
+    let status = format!("serving {} on {}", config.source, cli.listen);
+    cli::systemd::notify(&config.server, &shutdown, status);
+    drone::run_with_http(config, listener, http, shutdown).await
 }
