@@ -6,6 +6,8 @@
 //!   gets there after its listener is bound and its source is open; the cache-server once it
 //!   serves viewers, whether or not its upstream is up yet (viewers then see "source offline"
 //!   until it is, which is what they should see).
+//!   systemd arms the watchdog only then (systemd.service(5), `WatchdogSec=`), so nothing is
+//!   owed before.
 //! - `WATCHDOG=1` every half `WATCHDOG_USEC`, from a thread of its own, but only while the
 //!   pulse is fresh: the heartbeat ticker that stamps it runs on the runtime that serves the
 //!   viewers, so when that runtime stalls (every worker blocked, a deadlock) the pings stop and
