@@ -1,4 +1,5 @@
-//! The binaries as services: what systemd and the journal see of them.
+//! The binaries as services: what systemd and the journal see of them, and the installed
+//! Debian packages.
 //!
 //! - `notify` — `Type=notify` with a fake `NOTIFY_SOCKET` (a Unix datagram socket the test
 //!   binds): `READY=1` only once the port serves, `WATCHDOG=1` while the process runs and not
@@ -6,11 +7,21 @@
 //! - `logs` — `--log-format json` parses line by line; no escape code reaches a non-terminal,
 //!   in either format, from any binary.
 //! - `version` — `--version` names the protocol.
+//! - `packages` — the installed packages (`/usr/bin/dronecast-*`, `/etc/dronecast/*.env`),
+//!   run with their environment files: a frame goes drone → cache-server → client. Skips
+//!   unless installed; `DRONECAST_REQUIRE_PACKAGES=1` (set by `.ci/run`) makes that a failure.
 //!
 //! The binaries are the ones `cargo test --workspace` builds beside this test.
 
+// Shared with tests/docs, which also uses what this test does not.
+#[allow(dead_code)]
+#[path = "../docs/env_files.rs"]
+mod env_files;
+#[path = "../docs/help.rs"]
+mod help;
 mod logs;
 mod notify;
+mod packages;
 mod version;
 
 use std::io::{Read, Write};
