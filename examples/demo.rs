@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 fn main() -> anyhow::Result<()> {
-    cli::init_logging();
+    cli::init_logging(cli::LogFormat::Text);
     let runtime = tokio::runtime::Runtime::new().context("could not start tokio")?;
     let shutdown = CancellationToken::new();
     let (cache_addr, http_addr, servers) = runtime.block_on(start(shutdown.clone()))?;

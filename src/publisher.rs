@@ -139,7 +139,7 @@ impl Publisher {
 
     /// The next message a viewer sent, with its name and the path it came by (the viewer
     /// first, then each relay); `None` once the publisher is shut down. Messages wait here
-    /// (up to [`MESSAGE_BACKLOG`]; more are dropped and counted) until taken.
+    /// (up to 1024, `MESSAGE_BACKLOG`; more are dropped and counted) until taken.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")]

@@ -1,6 +1,8 @@
 //! The docs against the code, so that drift fails `cargo test`:
 //! - the README's flag tables against each binary's `--help`: every flag, its environment
 //!   variable and its default, both ways (`readme_flags`, `help`);
+//! - the packaged environment files (`/etc/dronecast/*.env`) against the servers' `--help`:
+//!   every variable listed with its default (`env_files`);
 //! - the lines the docs quote from the programs' logs and errors, listed in each document's
 //!   `<!-- quoted lines … -->` block, against the strings in the code (`quoted`).
 //!
@@ -8,6 +10,7 @@
 //! with integration tests gets its binaries built). `relay-bench` has no README table and is
 //! not checked.
 
+mod env_files;
 mod help;
 mod quoted;
 mod readme_flags;
@@ -41,6 +44,22 @@ fn readme_flag_tables_match_every_binarys_help() -> anyhow::Result<()> {
     anyhow::ensure!(
         problems.is_empty(),
         "README.md and --help disagree (fix the README table or the flag):\n- {}",
+        problems.join("\n- ")
+    );
+    Ok(())
+}
+
+#[test]
+fn environment_files_list_every_variable_of_the_servers_help() -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for (bin, path) in env_files::FILES {
+        let text = std::fs::read_to_string(root().join(path))?;
+        let flags = help::parse(&help_of(bin)?);
+        problems.extend(env_files::compare(bin, path, &flags, &text, false));
+    }
+    anyhow::ensure!(
+        problems.is_empty(),
+        "an environment file and --help disagree (fix the file or the flag):\n- {}",
         problems.join("\n- ")
     );
     Ok(())

@@ -11,12 +11,14 @@ use clap::{Args, Parser, Subcommand};
 /// measures per viewer: new frames per second, frame age, first-frame time and throughput;
 /// with --server-pid also the server's CPU and memory.
 #[derive(Debug, Parser)]
-#[command(version, args_conflicts_with_subcommands = true)]
+#[command(version = cli::version(env!("CARGO_PKG_VERSION")), args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Cmd>,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub log: cli::LogArgs,
 }
 
 /// The default command: load one server.

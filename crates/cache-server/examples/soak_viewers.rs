@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
     let server: SocketAddr = server.parse().context("SERVER must be HOST:PORT")?;
     let viewers: u64 = viewers.parse().context("VIEWERS must be a number")?;
     let duration = Duration::from_secs(secs.parse().context("SECONDS must be a number")?);
-    cli::init_logging();
+    cli::init_logging(cli::LogFormat::Text);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -208,6 +208,7 @@ impl CacheServer {
             None => None,
         };
         let CacheServer { config, streams, reload, shutdown: links, .. } = self;
+        streams.go();
         let reloading = tokio::spawn(reload_loop(config, streams, reload, shutdown.clone()));
         tcp.run(listener, shutdown).await;
         if let Some(http) = http {

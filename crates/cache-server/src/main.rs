@@ -12,7 +12,7 @@ use cli::args::{frame_bytes, seconds, seconds_or_zero};
 /// one's newest frame and serves it to every viewer that asks for it. Redials an upstream
 /// whenever it drops, without dropping viewers.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version = cli::version(env!("CARGO_PKG_VERSION")))]
 struct Cli {
     /// A stream to relay (repeat for more): HOST:PORT (the stream `default`), NAME=HOST:PORT,
     /// NAME=HOST:PORT/STREAM (a stream of another relay), HOST:PORT/STREAM, or HOST:PORT/*
@@ -80,12 +80,14 @@ struct Cli {
     serve: ServeArgs,
     #[command(flatten)]
     protect: cli::security::Protect,
+    #[command(flatten)]
+    log: cli::LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    cli::init_logging();
+    cli::init_logging(cli.log.log_format);
     cli::exit_code(run(cli).await)
 }
 
@@ -100,6 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(fingerprint) = tls.as_ref().and_then(|tls| tls.fingerprint()) {
         tracing::info!(%fingerprint, "TLS on; viewers can pin the certificate with --tls-pin {fingerprint}");
     }
+    // SIGHUP re-reads the streams' config file, the tokens and the certificate.
     let reload = cli::reload_on_sighup();
     cli::security::reload_security(auth.clone(), tls.clone(), reload.clone());
     (config.server.auth, config.server.tls) = (auth, tls);
@@ -119,8 +122,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     config.subscribe.max_message_len = cli.max_frame_bytes;
     config.backoff = relay::Backoff::new(config.backoff.initial, cli.redial_max);
     config.summary_every = Some(cli.summary_every).filter(|d| !d.is_zero());
+    let shutdown = cli::shutdown_on_signal();
     let listener = cli::listen(cli.listen)?;
     let http = cli.http.0.map(cli::listen).transpose()?;
-    let shutdown = cli::shutdown_on_signal();
+    // Ready once it serves viewers (the server's first beat), whether or not its upstreams
+    // are up: until they are, viewers are told the source is offline.
+    let status = format!("serving viewers on {}", cli.listen);
+    cli::systemd::notify(&config.server, &shutdown, status);
     CacheServer::new(config)?.reload_on(reload).run_with_http(listener, http, shutdown).await
 }

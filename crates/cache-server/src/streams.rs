@@ -68,11 +68,19 @@ pub(crate) struct Streams {
     dialing: Dialing,
     running: BTreeMap<String, Running>,
     shutdown: CancellationToken,
+    /// Cancelled once the server runs: links wait for it before they dial, so that what
+    /// they log follows the server's readiness line.
+    go: CancellationToken,
 }
 
 impl Streams {
     pub fn new(hub: Arc<Hub>, dialing: Dialing, shutdown: CancellationToken) -> Streams {
-        Streams { hub, dialing, running: BTreeMap::new(), shutdown }
+        Streams { hub, dialing, running: BTreeMap::new(), shutdown, go: CancellationToken::new() }
+    }
+
+    /// Lets the links dial: the server runs.
+    pub fn go(&self) {
+        self.go.cancel();
     }
 
     /// The counters of the link feeding stream `key`, if one does.
@@ -117,13 +125,31 @@ impl Streams {
                 dialing: self.dialing.clone(),
                 target: spec.upstream.clone(),
                 spec: spec.clone(),
+                go: self.go.clone(),
             };
             let span = info_span!("mirror", addr = %spec.upstream.addr);
-            let task = tokio::spawn(mirror.run(stop.clone()).instrument(span));
+            let (go, stopped) = (self.go.clone(), stop.clone());
+            let task = tokio::spawn(
+                async move {
+                    if wait_for(&go, &stopped).await {
+                        mirror.run(stopped).await;
+                    }
+                }
+                .instrument(span),
+            );
             self.running.insert(key, Running { spec, stop, task, stats: None });
             return;
         }
-        match start_link(&self.hub, &self.dialing, &key, &spec, spec.name.is_none(), stop.clone()) {
+        let go = self.go.clone();
+        match start_link(
+            &self.hub,
+            &self.dialing,
+            &key,
+            &spec,
+            spec.name.is_none(),
+            go,
+            stop.clone(),
+        ) {
             Ok((stats, task)) => {
                 self.running.insert(key, Running { spec, stop, task, stats: Some(stats) });
             }
@@ -144,12 +170,21 @@ impl Streams {
 }
 
 /// Adds stream `name` to the hub and starts the link that feeds it from `spec`'s upstream.
+/// Waits until `go` (true) or `stop` (false).
+async fn wait_for(go: &CancellationToken, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = go.cancelled() => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
 fn start_link(
     hub: &Arc<Hub>,
     dialing: &Dialing,
     name: &str,
     spec: &StreamSpec,
     alias: bool,
+    go: CancellationToken,
     stop: CancellationToken,
 ) -> anyhow::Result<(Arc<UpstreamStats>, JoinHandle<()>)> {
     let options = dialing.options_for(spec)?;
@@ -170,7 +205,14 @@ fn start_link(
     };
     // Every line the link logs names the upstream it dials and the stream.
     let span = info_span!("upstream", addr = %spec.upstream, stream = %name);
-    let task = tokio::spawn(upstream::run(link, stop).instrument(span));
+    let task = tokio::spawn(
+        async move {
+            if wait_for(&go, &stop).await {
+                upstream::run(link, stop).await;
+            }
+        }
+        .instrument(span),
+    );
     Ok((stats, task))
 }
 
@@ -181,6 +223,7 @@ struct Mirror {
     dialing: Dialing,
     target: Target,
     spec: StreamSpec,
+    go: CancellationToken,
 }
 
 impl Mirror {
@@ -282,7 +325,8 @@ impl Mirror {
                 ..self.spec.clone()
             };
             let link_stop = stop.child_token();
-            match start_link(&self.hub, &self.dialing, name, &spec, false, link_stop.clone()) {
+            let go = self.go.clone();
+            match start_link(&self.hub, &self.dialing, name, &spec, false, go, link_stop.clone()) {
                 Ok((_, task)) => {
                     info!(stream = %name, "mirroring a stream the upstream lists");
                     links.insert(name.clone(), (link_stop, task));

@@ -1,4 +1,5 @@
-//! The shutdown signal.
+//! Signals: SIGINT and SIGTERM shut down ([`shutdown_on_signal`]); SIGHUP asks for a reload
+//! ([`reload_on_sighup`]).
 
 use tokio_util::sync::CancellationToken;
 
@@ -64,27 +65,27 @@ impl Signals {
     }
 }
 
-/// A receiver whose value goes up at every SIGHUP: what a server re-reads on it (its stream
-/// configuration, a token file, a certificate) watches this. Installed before this returns, so
-/// a SIGHUP does not kill the process once it runs. Must be called inside a tokio runtime.
+/// A counter bumped at every SIGHUP, the signal `systemctl reload` sends: the one place where
+/// "re-read what can be re-read" starts. Whatever can be reloaded watches the receiver
+/// (`changed().await`) and does so; the mains log each reload. Installing the handler means a
+/// SIGHUP never ends the process (its default action). Must be called inside a tokio runtime.
 pub fn reload_on_sighup() -> tokio::sync::watch::Receiver<u64> {
-    let (tx, rx) = tokio::sync::watch::channel(0u64);
+    let (count, reloads) = tokio::sync::watch::channel(0_u64);
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hup) => {
-                tokio::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        tracing::info!("SIGHUP received; reloading");
-                        tx.send_modify(|n| *n += 1);
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    count.send_modify(|n| *n = n.wrapping_add(1));
+                    if count.is_closed() {
+                        return;
                     }
-                });
-            }
-            Err(err) => tracing::warn!(%err, "cannot catch SIGHUP; reloading is off"),
+                }
+            });
         }
+        Err(err) => tracing::warn!(%err, "could not install a SIGHUP handler; reloads are off"),
     }
     #[cfg(not(unix))]
-    drop(tx);
-    rx
+    drop(count);
+    reloads
 }

@@ -14,7 +14,7 @@ use client::window::{self, KeyBinding};
 
 /// Shows the live stream of a cache-server (or drone) in a window; `q` or Esc quits.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version = cli::version(env!("CARGO_PKG_VERSION")))]
 struct Cli {
     /// The cache-server or drone to watch, as HOST:PORT, or HOST:PORT/STREAM for one of a
     /// cache-server's streams (without one: its default stream).
@@ -71,11 +71,13 @@ struct Cli {
     send_on_key: Vec<KeyBinding>,
     #[command(flatten)]
     dial: cli::security::Dial,
+    #[command(flatten)]
+    log: cli::LogArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::init_logging();
+    cli::init_logging(cli.log.log_format);
     let mut subscribe = client::subscribe_options();
     subscribe.max_message_len = cli.max_frame_bytes;
     if let Some(name) = cli.name {

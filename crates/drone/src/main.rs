@@ -9,7 +9,7 @@ use drone::{CameraId, Config, Format, SourceSpec};
 /// Captures frames and serves the newest one, as JPEG, to every cache-server or client that
 /// connects.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version = cli::version(env!("CARGO_PKG_VERSION")))]
 struct Cli {
     /// Address to listen on for relays.
     #[arg(long, env = "DRONE_LISTEN", default_value = "0.0.0.0:9999")]
@@ -75,6 +75,8 @@ struct Cli {
     serve: ServeArgs,
     #[command(flatten)]
     protect: cli::security::Protect,
+    #[command(flatten)]
+    log: cli::LogArgs,
 }
 
 const DEFAULT_SOURCE: &str = if cfg!(feature = "camera") { "camera" } else { "test" };
@@ -82,7 +84,7 @@ const DEFAULT_SOURCE: &str = if cfg!(feature = "camera") { "camera" } else { "te
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    cli::init_logging();
+    cli::init_logging(cli.log.log_format);
     cli::exit_code(run(cli).await)
 }
 
@@ -105,7 +107,17 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     if let Some(fingerprint) = tls.as_ref().and_then(|tls| tls.fingerprint()) {
         tracing::info!(%fingerprint, "TLS on; viewers can pin the certificate with --tls-pin {fingerprint}");
     }
-    cli::security::reload_security(auth.clone(), tls.clone(), cli::reload_on_sighup());
+    // SIGHUP re-reads the tokens and the certificate.
+    let reloads = cli::reload_on_sighup();
+    cli::security::reload_security(auth.clone(), tls.clone(), reloads.clone());
+    if auth.is_none() && tls.is_none() {
+        let mut reloads = reloads;
+        tokio::spawn(async move {
+            while reloads.changed().await.is_ok() {
+                tracing::info!("SIGHUP: nothing to reload");
+            }
+        });
+    }
     (server.auth, server.tls) = (auth, tls);
     let format =
         Format { width: cli.width, height: cli.height, fps: cli.fps, quality: cli.quality };
@@ -119,7 +131,11 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         meta_from: cli.meta_from,
         messages_to: cli.messages_to,
     };
+    let shutdown = cli::shutdown_on_signal();
     let listener = cli::listen(cli.listen)?;
     let http = cli.http.0.map(cli::listen).transpose()?;
-    drone::run_with_http(config, listener, http, cli::shutdown_on_signal()).await
+    // Ready once the source is open and the accept loop runs (the server's first beat).
+    let status = format!("serving {} on {}", config.source, cli.listen);
+    cli::systemd::notify(&config.server, &shutdown, status);
+    drone::run_with_http(config, listener, http, shutdown).await
 }

@@ -17,6 +17,7 @@
 //! - [`server`] — [`Server`]: accept loop, handshake, per-viewer latest-frame writer.
 //! - [`http`] — [`HttpServer`]: the same streams as MJPEG over HTTP, and the status pages.
 //! - [`metrics`] — the Prometheus text exposition of a hub.
+//! - [`pulse`] — [`Pulse`]: when the server's ticker last ticked, for readiness and watchdogs.
 //! - [`subscriber`] — [`subscribe`] and [`Subscription`]: dial a source, read its frames.
 //! - [`link`] — [`Link`]: a subscription redialled when it drops, with an [`Outbox`] for
 //!   messages to the source.
@@ -37,6 +38,7 @@ pub mod http;
 pub mod hub;
 pub mod link;
 pub mod metrics;
+pub mod pulse;
 pub mod server;
 pub mod socket;
 pub mod stream;
@@ -49,6 +51,7 @@ pub use backoff::Backoff;
 pub use http::{HttpConfig, HttpServer};
 pub use hub::Hub;
 pub use link::{Event, Link, Outbox};
+pub use pulse::Pulse;
 pub use server::{Server, ServerConfig};
 pub use stream::{FrameTooLarge, SourceStatus, Stream};
 pub use subscriber::{SubscribeError, SubscribeOptions, Subscription, subscribe};

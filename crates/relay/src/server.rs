@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::hub::Hub;
+use crate::pulse::Pulse;
 use crate::stream::Stream;
 use crate::viewers::{Protocol, ViewerGuard, ViewerIdentity};
 use crate::{Backoff, socket};
@@ -61,6 +62,9 @@ pub struct ServerConfig {
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// TLS on every port, if set: the certificate served.
     pub tls: Option<Arc<crate::tls::ServerTls>>,
+    /// Stamped by the heartbeat ticker at each tick, first as the accept loop starts: how the
+    /// program running the server learns that it serves, and that it still does.
+    pub pulse: Pulse,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +81,7 @@ impl Default for ServerConfig {
             max_streams: 64,
             auth: None,
             tls: None,
+            pulse: Pulse::new(),
         }
     }
 }
@@ -139,7 +144,8 @@ impl Server {
     /// for, until `shutdown` is cancelled; then says goodbye to every viewer and returns once
     /// all their tasks have ended.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
-        let beats = heartbeats(self.hub.config().heartbeat_every, shutdown.clone());
+        let config = self.hub.config();
+        let beats = heartbeats(config.heartbeat_every, config.pulse.clone(), shutdown.clone());
         let http_hint: Option<Arc<str>> = self.http_hint.map(Into::into);
         let hub = self.hub.clone();
         let make_span = |peer: SocketAddr| info_span!("viewer", %peer);
@@ -232,8 +238,9 @@ async fn refuse<W: AsyncWrite + Unpin>(write: &mut W, reason: &str, shutdown: &C
 }
 
 /// One shared clock for every viewer's heartbeat, rather than a timer per viewer: it ticks
-/// every `every` until shutdown.
-fn heartbeats(every: Duration, shutdown: CancellationToken) -> watch::Receiver<()> {
+/// every `every` until shutdown (the first tick at once), and stamps `pulse` at each tick.
+/// It runs on the runtime that serves the viewers, so a stalled runtime stops the pulse.
+fn heartbeats(every: Duration, pulse: Pulse, shutdown: CancellationToken) -> watch::Receiver<()> {
     let (tick, beats) = watch::channel(());
     tokio::spawn(async move {
         let mut clock = tokio::time::interval(every);
@@ -241,7 +248,10 @@ fn heartbeats(every: Duration, shutdown: CancellationToken) -> watch::Receiver<(
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = clock.tick() => tick.send_replace(()),
+                _ = clock.tick() => {
+                    tick.send_replace(());
+                    pulse.beat();
+                }
             }
         }
     });
@@ -722,7 +732,7 @@ mod tests {
         let hello = framing::Hello::new(Role::Viewer, "stalled").to_bytes();
         their_write.write_all(&hello).await.expect("the pipe takes a hello");
         let viewer = Viewer {
-            beats: heartbeats(hub.config().heartbeat_every, shutdown.clone()),
+            beats: heartbeats(hub.config().heartbeat_every, Pulse::new(), shutdown.clone()),
             hub: hub.clone(),
             shutdown: shutdown.clone(),
             http_hint: None,
