@@ -96,7 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if !cli.upstream.is_empty() || cli.config.is_some() {
         config.streams = cli.upstream;
     }
-    config.config_file = cli.config;
+    config.config_file = cli.config.clone();
     config.server = cli.serve.config(&config.server.agent);
     let (auth, tls) = cli.protect.load()?;
     if let Some(fingerprint) = tls.as_ref().and_then(|tls| tls.fingerprint()) {
@@ -105,6 +105,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // SIGHUP re-reads the streams' config file, the tokens and the certificate.
     let reload = cli::reload_on_sighup();
     cli::security::reload_security(auth.clone(), tls.clone(), reload.clone());
+    if auth.is_none() && tls.is_none() && cli.config.is_none() {
+        let mut reloads = reload.clone();
+        tokio::spawn(async move {
+            while reloads.changed().await.is_ok() {
+                tracing::info!("SIGHUP: nothing to reload");
+            }
+        });
+    }
     (config.server.auth, config.server.tls) = (auth, tls);
     let upstream = cli::security::Dial {
         token: cli.upstream_token,
