@@ -199,7 +199,8 @@ impl CacheServer {
         let http = match http {
             Some(http) => {
                 let http_addr = http.local_addr().context("HTTP listener has no local address")?;
-                info!("serving HTTP on http://{http_addr}/");
+                let scheme = if self.hub.config().tls.is_some() { "https" } else { "http" };
+                info!("serving HTTP on {scheme}://{http_addr}/");
                 tcp = tcp.with_http_hint(format!("port {}", http_addr.port()));
                 let config = HttpConfig { dronecast_hint: Some(format!("port {}", addr.port())) };
                 let server = HttpServer::new(self.hub.clone(), config);

@@ -120,15 +120,23 @@ impl Auth {
         self.penalties.remaining(ip)
     }
 
-    /// Counts a failure of `ip`: it is slowed down, twice as long after each (100 ms up to
+    /// Counts a failure of `ip`. A few are forgiven (a mistyped token); after them the address
+    /// is turned away for a while, twice as long after each further failure (100 ms up to
     /// 10 s).
     pub fn failed(&self, ip: IpAddr) {
         self.penalties.fail(ip);
+    }
+
+    /// `ip` gave a right token: its failures are forgotten.
+    pub fn succeeded(&self, ip: IpAddr) {
+        self.penalties.forget(ip);
     }
 }
 
 /// Slots in the penalty table: a fixed size, whatever the number of addresses.
 const PENALTY_SLOTS: usize = 4096;
+/// Failures an address may make before it is slowed down (mistyped tokens).
+const FREE_FAILURES: u32 = 3;
 /// The first penalty, doubled after each failure.
 const FIRST_PENALTY: Duration = Duration::from_millis(100);
 /// The longest penalty.
@@ -181,8 +189,23 @@ impl Penalties {
             }
             _ => 1,
         };
-        let penalty = FIRST_PENALTY.saturating_mul(1 << failures.saturating_sub(1).min(16));
-        *entry = Some(Slot { tag, failures, last: now, until: now + penalty.min(MAX_PENALTY) });
+        let until = match failures.checked_sub(FREE_FAILURES + 1) {
+            None => now,
+            Some(doublings) => {
+                now + FIRST_PENALTY.saturating_mul(1 << doublings.min(16)).min(MAX_PENALTY)
+            }
+        };
+        *entry = Some(Slot { tag, failures, last: now, until });
+    }
+
+    fn forget(&self, ip: IpAddr) {
+        let (index, tag) = self.locate(ip);
+        let Ok(mut slots) = self.slots.lock() else { return };
+        if let Some(entry) = slots.get_mut(index) {
+            if entry.is_some_and(|slot| slot.tag == tag) {
+                *entry = None;
+            }
+        }
     }
 }
 
@@ -211,6 +234,10 @@ mod tests {
         let auth = Auth::new(&[], None).expect("no file");
         let ip: IpAddr = [10, 0, 0, 7].into();
         assert_eq!(auth.penalty(ip), None);
+        for _ in 0..FREE_FAILURES {
+            auth.failed(ip);
+        }
+        assert_eq!(auth.penalty(ip), None, "a few mistakes are forgiven");
         auth.failed(ip);
         let first = auth.penalty(ip).expect("penalised");
         for _ in 0..40 {
@@ -219,5 +246,7 @@ mod tests {
         let later = auth.penalty(ip).expect("still penalised");
         assert!(first <= FIRST_PENALTY && later > first && later <= MAX_PENALTY);
         assert_eq!(auth.penalty([10, 0, 0, 8].into()), None, "others are not");
+        auth.succeeded(ip);
+        assert_eq!(auth.penalty(ip), None, "a right token clears the slate");
     }
 }

@@ -365,6 +365,11 @@ impl Viewer {
         drop(handshaking);
         let Hello { agent, name, stream, token, relay } = hello;
         if let Some(auth) = &self.hub.config().auth {
+            if auth.penalty(peer.ip()).is_some() {
+                // Wrong tokens came from this address while this hello was on its way.
+                self.hub.refused.add("penalised");
+                return debug!("closing a connection from an address that gave wrong tokens");
+            }
             let verdict = auth.check(&token);
             if verdict != crate::auth::Verdict::Accepted {
                 // The address, never the token.
@@ -375,6 +380,7 @@ impl Viewer {
                 refuse(&mut write, verdict.refusal(), &self.shutdown).await;
                 return;
             }
+            auth.succeeded(peer.ip());
         }
         if stream == framing::ALL_STREAMS {
             return self.serve_stream_list(read, write, peer, agent).await;

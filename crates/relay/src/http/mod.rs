@@ -291,6 +291,10 @@ impl Conn {
             }
         };
         if let Some(auth) = &self.hub.config().auth {
+            if auth.penalty(self.peer.ip()).is_some() {
+                self.hub.refused.add("penalised");
+                return unauthorized(crate::auth::Verdict::Wrong);
+            }
             let verdict = auth.check(&token_of(&request));
             if verdict != crate::auth::Verdict::Accepted {
                 let wrong = verdict == crate::auth::Verdict::Wrong;
@@ -299,6 +303,7 @@ impl Conn {
                 auth.failed(self.peer.ip());
                 return unauthorized(verdict);
             }
+            auth.succeeded(self.peer.ip());
         }
         let stream = match route.stream_name {
             None => self.hub.default_stream(),
