@@ -162,7 +162,7 @@ impl Publisher {
 
     /// The viewers connected now, over TCP and HTTP, with what each was sent.
     pub fn viewers(&self) -> Vec<ViewerSnapshot> {
-        self.stream.viewers().snapshot(self.stream.frames_published())
+        self.stream.viewers().snapshot(|layer| self.stream.frames_published_on(layer))
     }
 
     /// Messages dropped so far: over a viewer's rate, or with the backlog full.

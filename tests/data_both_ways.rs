@@ -149,7 +149,8 @@ async fn data_goes_with_each_frame_and_messages_come_back_named_through_two_rela
     );
     let passed = texts(&after, "flood").len();
     assert!((15..=60).contains(&passed), "{passed} of the flood's 1,000 got through");
-    let viewers = far.hub.default_stream().map(|s| s.viewers().snapshot(s.frames_published()));
+    let viewers =
+        far.hub.default_stream().map(|s| s.viewers().snapshot(|l| s.frames_published_on(l)));
     let ground1_there = viewers.iter().flatten().find(|v| v.name == "ground-1");
     let dropped = ground1_there.map_or(0, |v| v.messages_dropped);
     let local = ground1.messages_dropped();

@@ -80,7 +80,9 @@ impl Config {
             config_file: None,
             subscribe: SubscribeOptions {
                 agent: agent.into(),
-                features: framing::features::RELAY,
+                // Every layer: its own viewers each get the one their link carries.
+                features: framing::features::RELAY | framing::features::LAYERS,
+                layers: framing::layers::ALL.to_owned(),
                 ..SubscribeOptions::default()
             },
             // A cap well under a second: viewers resume within a second of the drone's return.

@@ -146,6 +146,15 @@ pub(crate) async fn run(link: Link, shutdown: CancellationToken) {
                 if let Some(hub) = &alias_in {
                     hub.set_alias(&sub.source_hello().stream, stats.stream.name());
                 }
+                let layers = &sub.source_hello().layers;
+                match framing::layers::parse_names(layers) {
+                    Some(names) => stats.stream.set_layer_names(names),
+                    None => {
+                        let layers = framing::text::printable(layers.as_bytes());
+                        warn!(%layers, "upstream names its layers wrongly; using their numbers");
+                        stats.stream.set_layer_names(Vec::new());
+                    }
+                }
                 match down_since.take() {
                     Some(since) => info!(
                         %agent, down_for = ?since.elapsed(), attempts, "upstream back"

@@ -111,6 +111,22 @@ pub struct ServeArgs {
     #[arg(long, env = "DRONECAST_NOTSENT_LOWAT", default_value_t = 16 * 1024, value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_NOTSENT_LOWAT)))]
     pub notsent_lowat: u32,
+    /// Freshness pacing: `on` picks each viewer's next frame only once its link has carried
+    /// the last one (the kernel's TCP_INFO), so a viewer on a slow link gets the frame that is
+    /// newest when its link can take it; `off` sends it as soon as the socket takes it.
+    #[arg(long, env = "DRONECAST_PACING", default_value = "on", value_name = "on|off",
+          action = clap::ArgAction::Set,
+          value_parser = on_off)]
+    pub pacing: bool,
+}
+
+/// `on` or `off`.
+pub fn on_off(s: &str) -> Result<bool, String> {
+    match s.trim() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("'{other}' is neither on nor off")),
+    }
 }
 
 impl ServeArgs {
@@ -123,6 +139,7 @@ impl ServeArgs {
             handshake_timeout: self.handshake_timeout,
             viewer_timeout: self.viewer_timeout,
             notsent_lowat: (self.notsent_lowat > 0).then_some(self.notsent_lowat),
+            pacing: self.pacing,
             ..ServerConfig::default()
         }
     }

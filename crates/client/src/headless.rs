@@ -171,9 +171,10 @@ async fn receive(
             Event::Frame(frame, at) => {
                 let age = age_ms(frame.header().capture_us);
                 // One line per frame with RUST_LOG=client=trace: what tests time deliveries by.
-                trace!(seq = frame.header().seq, age_ms = age, "frame");
+                trace!(seq = frame.header().seq, age_ms = age, layer = frame.layer(), "frame");
                 let decoded = decoder.decode_frame(&frame).is_some();
                 tracker.record(frame.header(), frame.payload().len(), age, at, decoded);
+                tracker.layer(frame.layer(), &link.layer_name(frame.layer()));
                 if let Some(recorder) = recorder.as_mut() {
                     recorder.write(&frame)?;
                 }

@@ -66,6 +66,12 @@ struct Cli {
     /// Send each line typed on stdin (up to 4096 bytes) as a message.
     #[arg(long, env = "DRONECAST_SEND_STDIN", value_parser = Boolish::new())]
     send_stdin: bool,
+    /// Which quality layer to receive, when the source makes several (drone --layers):
+    /// `auto` lets the relay step this viewer down on a slow link and back up when it
+    /// recovers; `top`, a number (0 is the top) or a layer's name pins one.
+    #[arg(long, env = "DRONECAST_LAYER", value_name = "NAME|auto", default_value = "auto",
+          value_parser = client::layer)]
+    layer: String,
     /// Window: pressing key K (a letter or digit, not q) sends TEXT; repeat for more keys.
     #[arg(long, value_name = "K=TEXT", conflicts_with = "headless")]
     send_on_key: Vec<KeyBinding>,
@@ -84,6 +90,7 @@ fn main() -> ExitCode {
         subscribe.name = name;
     }
     subscribe.stream = cli.stream.unwrap_or(cli.server.stream);
+    subscribe.layers = cli.layer;
     match cli.dial.token().and_then(|token| Ok((token, cli.dial.tls_for(cli.server.tls)?))) {
         Ok((token, tls)) => (subscribe.token, subscribe.tls) = (token, tls),
         Err(err) => return cli::exit_code(Err(err)),

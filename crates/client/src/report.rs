@@ -61,6 +61,11 @@ pub struct Report {
     /// Messages that did not go: the source takes none, the link was down, too many were
     /// waiting, or the client stopped first.
     pub messages_dropped: u64,
+    /// The quality layer of the last frame: its name, or its number when the source named
+    /// none (`0` is the full picture).
+    pub layer: String,
+    /// Times the layer changed from one frame to the next (the relay stepped down or up).
+    pub layer_switches: u64,
 }
 
 impl fmt::Display for Report {
@@ -84,6 +89,9 @@ impl fmt::Display for Report {
         if self.messages_sent + self.messages_dropped > 0 {
             write!(f, ", {} messages sent, {} dropped", self.messages_sent, self.messages_dropped)?;
         }
+        if self.layer_switches > 0 || !matches!(self.layer.as_str(), "" | "0") {
+            write!(f, ", layer {} ({} switches)", self.layer, self.layer_switches)?;
+        }
         Ok(())
     }
 }
@@ -95,6 +103,7 @@ pub struct Tracker {
     first: Option<Instant>,
     last: Option<Instant>,
     last_header: Option<FrameHeader>,
+    last_layer: Option<usize>,
     /// (seq, capture_us) of the latest [`RECENT`] frames, oldest first.
     recent: VecDeque<(u64, u64)>,
     /// Frame ages in µs, 3 significant digits.
@@ -110,6 +119,7 @@ impl Tracker {
             first: None,
             last: None,
             last_header: None,
+            last_layer: None,
             recent: VecDeque::with_capacity(RECENT),
             ages_us: Histogram::new_with_bounds(1, MAX_AGE_US, 3)
                 .expect("1 µs to an hour at 3 significant digits is a valid histogram"),
@@ -130,6 +140,8 @@ impl Tracker {
                 bytes: 0,
                 messages_sent: 0,
                 messages_dropped: 0,
+                layer: String::new(),
+                layer_switches: 0,
             },
         }
     }
@@ -184,6 +196,16 @@ impl Tracker {
             r.first_frame_ms = at.duration_since(self.started).as_secs_f64() * 1000.0;
         }
         self.last = Some(at);
+    }
+
+    /// Notes the layer of the frame just recorded: `layer`, named `name`.
+    pub fn layer(&mut self, layer: usize, name: &str) {
+        if self.last_layer.replace(layer).is_some_and(|last| last != layer) {
+            self.report.layer_switches += 1;
+        }
+        if self.report.layer != name {
+            self.report.layer = name.to_owned();
+        }
     }
 
     /// Counts a reconnection.
@@ -242,6 +264,16 @@ mod tests {
         let r = t.report();
         assert_eq!((r.frames, r.distinct, r.out_of_order, r.source_restarts), (6, 5, 1, 1));
         assert_eq!((r.width, r.height, r.decode_errors, r.bytes), (4, 2, 0, 600));
+    }
+
+    #[test]
+    fn layer_changes_are_counted() {
+        let mut t = Tracker::new();
+        for layer in [0, 0, 1, 1, 1, 0] {
+            t.layer(layer, &layer.to_string());
+        }
+        let r = t.report();
+        assert_eq!((r.layer.as_str(), r.layer_switches), ("0", 2));
     }
 
     #[test]

@@ -158,7 +158,8 @@ fn numpad(digit: u32) -> Option<Key> {
 enum Feed {
     Connecting,
     Connected,
-    Frame(Frame),
+    /// A frame, and the name of its layer when the source makes several.
+    Frame(Frame, String),
     Lost(String),
     Failed(String),
 }
@@ -238,7 +239,7 @@ pub fn run(addr: &str, options: Options) -> anyhow::Result<()> {
         };
         match news {
             None => {}
-            Some(Feed::Frame(frame)) => view.set_frame(&frame),
+            Some(Feed::Frame(frame, layer)) => view.set_frame(&frame, layer),
             Some(Feed::Connecting) => view.set_link(LinkState::Connecting),
             Some(Feed::Connected) => view.set_link(LinkState::Connected),
             Some(Feed::Lost(why)) => view.set_link(LinkState::Lost(why)),
@@ -377,7 +378,12 @@ async fn pump(
                         return Err(err);
                     }
                 }
-                Feed::Frame(frame)
+                let layer = if link.layer_count() > 1 {
+                    link.layer_name(frame.layer())
+                } else {
+                    String::new()
+                };
+                Feed::Frame(frame, layer)
             }
             Ok(Event::Connected(_)) => {
                 once.connected(&messenger);
@@ -408,7 +414,7 @@ enum LinkState {
 #[derive(Debug)]
 enum Caption {
     /// Live video: one line in the top-right corner.
-    Live { fps: f64, age_ms: f64, width: usize, height: usize },
+    Live { fps: f64, age_ms: f64, width: usize, height: usize, layer: String },
     /// No live video: a headline in the middle of a dimmed picture, a detail line below.
     Idle { headline: &'static str, detail: String },
 }
@@ -440,6 +446,9 @@ struct View {
     meta_line: String,
     /// What became of the last message sent with a key, drawn above the metadata.
     notice: Option<Notice>,
+    /// The layer shown, with how many times it changed, when the source makes several.
+    layer: String,
+    layer_switches: u64,
 }
 
 impl View {
@@ -466,6 +475,8 @@ impl View {
             meta: Vec::new(),
             meta_line: String::new(),
             notice: None,
+            layer: String::new(),
+            layer_switches: 0,
         }
     }
 
@@ -476,8 +487,14 @@ impl View {
         self.compose();
     }
 
-    fn set_frame(&mut self, frame: &Frame) {
+    fn set_frame(&mut self, frame: &Frame, layer: String) {
         self.last_arrival = Some(Instant::now());
+        if self.layer != layer {
+            if !self.layer.is_empty() && !layer.is_empty() {
+                self.layer_switches += 1;
+            }
+            self.layer = layer;
+        }
         // The metadata is the frame's, whether or not its picture decodes.
         if self.show_meta && self.meta != frame.meta() {
             self.meta.clear();
@@ -534,13 +551,14 @@ impl View {
                 age_ms: age_ms(capture_us),
                 width: self.width,
                 height: self.height,
+                layer: self.layer_label(),
             },
             _ => self.idle_caption(now),
         };
         self.compose();
         let mut title = match &self.caption {
-            Caption::Live { fps, age_ms, width, height } => format!(
-                "dronecast — {} — {fps:.1} fps — age {age_ms:.0} ms — {width}x{height}",
+            Caption::Live { fps, age_ms, width, height, layer } => format!(
+                "dronecast — {} — {fps:.1} fps — age {age_ms:.0} ms — {width}x{height}{layer}",
                 self.addr
             ),
             Caption::Idle { headline, detail } => {
@@ -552,6 +570,16 @@ impl View {
             title.push_str(&notice.line);
         }
         Some(title)
+    }
+
+    /// ` layer qvga (2 switches)` when the source makes several layers, else nothing.
+    fn layer_label(&self) -> String {
+        match (self.layer.as_str(), self.layer_switches) {
+            ("", _) => String::new(),
+            (name, 0) => format!(" layer {name}"),
+            (name, 1) => format!(" layer {name} (1 switch)"),
+            (name, n) => format!(" layer {name} ({n} switches)"),
+        }
     }
 
     /// Says why there is no live video, and how old the picture is.
@@ -587,9 +615,9 @@ impl View {
         let scale = (height / 480).max(1);
         self.screen.clear();
         match &self.caption {
-            Caption::Live { fps, age_ms, .. } => {
+            Caption::Live { fps, age_ms, layer, .. } => {
                 self.screen.extend_from_slice(&self.picture);
-                let line = format!("{fps:.1} fps  age {age_ms:.0} ms  {width}x{height}");
+                let line = format!("{fps:.1} fps  age {age_ms:.0} ms  {width}x{height}{layer}");
                 let x = width.saturating_sub(text_width(&line, scale) + 2 * scale);
                 draw_text(&mut self.screen, width, (x, 2 * scale), scale, &line);
             }
@@ -682,11 +710,11 @@ mod tests {
     fn frames_that_do_not_decode_leave_the_last_picture_and_say_so() {
         let mut view = View::new("127.0.0.1:9");
         view.set_link(LinkState::Connected);
-        view.set_frame(&frame(0, (32, 16), jpeg(32, 16)));
+        view.set_frame(&frame(0, (32, 16), jpeg(32, 16)), String::new());
         let picture = view.picture.clone();
         // Header and JPEG disagree; then a header above the maximum.
-        view.set_frame(&frame(1, (32, 16), jpeg(16, 16)));
-        view.set_frame(&frame(2, (60_000, 60_000), jpeg(16, 16)));
+        view.set_frame(&frame(1, (32, 16), jpeg(16, 16)), String::new());
+        view.set_frame(&frame(2, (60_000, 60_000), jpeg(16, 16)), String::new());
         assert_eq!((view.width, view.height), (32, 16));
         assert!(view.picture == picture, "the picture changed");
 
@@ -732,12 +760,12 @@ mod tests {
             height: 48,
         };
         let with_meta = Frame::new(header, br#"{"alt":12}"#, jpeg(64, 48).into());
-        view.set_frame(&with_meta);
+        view.set_frame(&with_meta, String::new());
         assert_eq!(view.meta_line, "", "not kept without --show-meta");
         assert_eq!(white_at_bottom(&view, TEXT_HEIGHT), 0);
 
         view.show_meta = true;
-        view.set_frame(&with_meta);
+        view.set_frame(&with_meta, String::new());
         assert_eq!(view.meta_line, r#"{"alt":12}"#);
         assert!(white_at_bottom(&view, TEXT_HEIGHT) > 0, "no metadata line");
         assert_eq!(white_at_bottom(&view, 2 * TEXT_HEIGHT), white_at_bottom(&view, TEXT_HEIGHT));

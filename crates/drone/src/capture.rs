@@ -29,6 +29,8 @@ pub struct CaptureTask {
     pub stream: Arc<Stream>,
     /// The newest data to send along with each frame, if there is a source of it.
     pub meta: Option<Arc<crate::meta::Newest>>,
+    /// Makes the smaller layers of each capture (`--layers`), if any.
+    pub layers: Option<crate::layers::Layers>,
     /// Capture even with no viewers.
     pub always: bool,
     /// Stops the thread.
@@ -134,12 +136,22 @@ impl CaptureTask {
                     let (meta, fresh) =
                         self.meta.as_ref().map(|m| m.for_frame()).unwrap_or_default();
                     let flags = if fresh { framing::flags::META_FRESH } else { 0 };
-                    let frame = Frame::with_flags(header, flags, &meta, captured.jpeg);
-                    match self.stream.publish(frame) {
-                        Ok(()) => {
-                            oversized.recovered();
+                    let (width, height) = (captured.width, captured.height);
+                    let untouched =
+                        self.layers.as_ref().is_none_or(|l| l.top_is_untouched(width, height));
+                    let jpeg = captured.jpeg;
+                    if untouched {
+                        let frame = Frame::with_flags(header, flags, &meta, jpeg.clone());
+                        match self.stream.publish(frame) {
+                            Ok(()) => {
+                                oversized.recovered();
+                            }
+                            Err(too_large) => oversized.report(&too_large.into()),
                         }
-                        Err(too_large) => oversized.report(&too_large.into()),
+                    }
+                    // After the full picture, so that the smaller ones never delay it.
+                    if let Some(layers) = &self.layers {
+                        layers.submit(header, flags, &meta, jpeg);
                     }
                     seq += 1;
                 }

@@ -8,6 +8,7 @@
 //!   what lets camera and file frames pass through untouched.
 //! - [`raw`] — raw camera pixels (YUYV, NV12, RGB) to JPEG, for cameras without MJPEG.
 //! - [`capture`] — the capture thread that paces a source and publishes its frames.
+//! - [`layers`] — `--layers`: smaller JPEGs of each capture, made on a thread of their own.
 //! - [`meta`] — `--meta-from`: data from a local program, sent along with the frames.
 //! - [`messages`] — `--messages-to`: what viewers send back, to a local program.
 //! - [`run`] — ties the capture thread to a [`relay::Server`] on a listener.
@@ -17,6 +18,7 @@
 
 pub mod capture;
 pub mod jpeg;
+pub mod layers;
 pub mod messages;
 pub mod meta;
 pub mod raw;
@@ -50,6 +52,8 @@ pub struct Config {
     pub meta_from: Option<meta::MetaFrom>,
     /// Where viewer messages go; without it the drone takes none.
     pub messages_to: Option<messages::MessagesTo>,
+    /// The quality layers to make, largest first; empty: the full picture only.
+    pub layers: layers::LayerList,
 }
 
 impl Default for Config {
@@ -62,6 +66,7 @@ impl Default for Config {
             name: "default".into(),
             meta_from: None,
             messages_to: None,
+            layers: layers::LayerList::default(),
             server: ServerConfig {
                 agent: concat!("drone/", env!("CARGO_PKG_VERSION")).into(),
                 ..ServerConfig::default()
@@ -69,6 +74,9 @@ impl Default for Config {
         }
     }
 }
+
+/// The name of the only layer of a drone without `--layers`.
+pub const FULL_PICTURE: &str = "full";
 
 /// Opens the source, then serves its frames on `listener` until `shutdown` is cancelled.
 /// Fails at once when the source cannot be opened.
@@ -90,6 +98,17 @@ pub async fn run_with_http(
     let stream = Stream::new(&config.name, config.max_frame_bytes);
     let (hub, stream) = Hub::single(config.server, stream);
     let stop = shutdown.child_token();
+    let layers = match config.layers.0.is_empty() {
+        true => {
+            stream.set_layer_names(vec![FULL_PICTURE.to_owned()]);
+            None
+        }
+        false => {
+            stream.set_layer_names(config.layers.names());
+            let specs = config.layers.0.clone();
+            Some(layers::Layers::start(specs, config.format.quality, stream.clone())?)
+        }
+    };
     let meta = match &config.meta_from {
         Some(from) => Some(meta::start(from, stop.clone()).await?),
         None => None,
@@ -103,6 +122,7 @@ pub async fn run_with_http(
         format: config.format,
         stream: stream.clone(),
         meta,
+        layers,
         always: config.always_capture,
         stop: stop.clone(),
     };

@@ -50,6 +50,13 @@ struct Cli {
     #[arg(long, env = "DRONE_QUALITY", default_value_t = 80,
           value_parser = clap::value_parser!(u8).range(1..=100))]
     quality: u8,
+    /// Quality layers: smaller JPEGs of every frame beside the full one, for viewers on slow
+    /// links (relays pick one per viewer; see README). A list, largest first, of up to 4
+    /// `[NAME=]SIZE[@QUALITY]`, SIZE being WxH or qqvga, qvga, vga, svga, hd, fhd; e.g.
+    /// `640x480,320x240` or `full=vga,small=qvga@60`. A frame that fits a layer's size is that
+    /// layer untouched.
+    #[arg(long, env = "DRONE_LAYERS", value_name = "LIST")]
+    layers: Option<drone::layers::LayerList>,
     /// Largest frame sent, in bytes (1024 to 1073741824). A larger one (a huge JPEG in a file)
     /// is skipped with an error in the log: receivers with the same limit would drop it.
     #[arg(long, env = "DRONE_MAX_FRAME_BYTES", default_value_t = framing::DEFAULT_MAX_MESSAGE_LEN,
@@ -130,6 +137,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         name: cli.name,
         meta_from: cli.meta_from,
         messages_to: cli.messages_to,
+        layers: cli.layers.unwrap_or_default(),
     };
     let shutdown = cli::shutdown_on_signal();
     let listener = cli::listen(cli.listen)?;

@@ -57,7 +57,8 @@ pub mod text;
 
 pub use codec::{FramingError, MessageCodec};
 pub use message::{
-    ALL_STREAMS, Encoding, Frame, FrameHeader, Hello, Message, Role, ViewerMessage, features, flags,
+    ALL_STREAMS, Encoding, Frame, FrameHeader, Hello, Message, Role, ViewerMessage, features,
+    flags, layers,
 };
 
 /// The protocol version this build speaks. Peers with another version are refused.

@@ -42,6 +42,46 @@ pub mod features {
     /// A source that lists its streams ([`super::Message::StreamList`]) to a viewer whose
     /// hello asks for the stream [`super::ALL_STREAMS`].
     pub const STREAM_LIST: u32 = 4;
+    /// Quality layers ([`super::layers`]). From a source: its frames say which layer they are
+    /// (in [`super::flags::LAYER_MASK`]) and its hello names its layers; it sends a layer
+    /// other than the top only to a viewer that announces this too. From a viewer: it reads
+    /// the layer of each frame and asks in its hello which layer it wants.
+    pub const LAYERS: u32 = 8;
+}
+
+/// Quality layers: a source may send every capture several times, each a smaller JPEG of the
+/// same picture (same `seq` and `capture_us`), layer 0 being the full picture.
+pub mod layers {
+    /// Most layers a stream has; a frame of a higher layer is malformed.
+    pub const MAX_LAYERS: usize = 4;
+    /// Longest `layer` field of a hello (a source's list of names, a viewer's request).
+    pub const MAX_FIELD_LEN: usize = 255;
+    /// A viewer's request for every layer (a relay).
+    pub const ALL: &str = "*";
+    /// A viewer's request for the server's choice, per link (also what an empty request
+    /// means from a viewer that announces [`super::features::LAYERS`]).
+    pub const AUTO: &str = "";
+    /// Longest layer name.
+    pub const MAX_NAME_LEN: usize = 16;
+
+    /// A layer name: 1 to 16 ASCII letters, digits, `-`, `_` and `.`, not all digits (a
+    /// number names a layer by position).
+    pub fn valid_name(name: &str) -> bool {
+        (1..=MAX_NAME_LEN).contains(&name.len())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && !name.bytes().all(|b| b.is_ascii_digit())
+    }
+
+    /// The layer names in a source's hello (`vga,qvga`), top first: `None` when the field
+    /// is not a list of at most [`MAX_LAYERS`] valid names.
+    pub fn parse_names(field: &str) -> Option<Vec<String>> {
+        if field.is_empty() {
+            return Some(Vec::new());
+        }
+        let names: Vec<String> = field.split(',').map(str::to_owned).collect();
+        let valid = names.len() <= MAX_LAYERS && names.iter().all(|n| valid_name(n));
+        valid.then_some(names)
+    }
 }
 
 /// The stream name a viewer asks for to be sent the source's list of streams, and every
@@ -57,6 +97,12 @@ pub mod flags {
     /// metadata (if any) is the newest the source had, repeated so that a viewer who skipped
     /// frames still has it.
     pub const META_FRESH: u16 = 1;
+    /// Which quality layer the frame is (bits 8–11): 0 the full picture, 1 and up ever
+    /// smaller ones ([`super::layers`]). Older receivers ignore these bits, which is why a
+    /// source sends layers above 0 only to viewers that ask for them.
+    pub const LAYER_MASK: u16 = 0x0f00;
+    /// Shift of the layer within the flags.
+    pub const LAYER_SHIFT: u16 = 8;
 }
 
 /// Bytes of the frame header that follow the kind byte:
@@ -154,13 +200,19 @@ pub struct Hello {
     pub agent: String,
     /// A viewer's access token, when its source wants one; empty otherwise. Never logged.
     pub token: Bytes,
-    /// Name of the stream asked for or served. Reserved: sent empty and ignored by this version.
+    /// Name of the stream asked for (empty: the source's default) or served.
     pub stream: String,
     /// A viewer's name for itself (`ground-1`), shown by servers in logs and `/state`; empty
     /// from a source. Escaped like the agent.
     pub name: String,
     /// What the sender does beyond the base protocol ([`features`]).
     pub features: u32,
+    /// Quality layers ([`layers`]). From a source: the names of its layers, top first,
+    /// separated by commas (empty when it has only the full picture or does not know yet).
+    /// From a viewer: the layer it wants — a name, a number (`0` is the top), `*` for every
+    /// layer (a relay), or empty for the server's choice. Ignored without
+    /// [`features::LAYERS`].
+    pub layers: String,
 }
 
 /// Shows every field but the token, which must never reach a log.
@@ -174,6 +226,7 @@ impl std::fmt::Debug for Hello {
             .field("stream", &self.stream)
             .field("name", &self.name)
             .field("features", &self.features)
+            .field("layers", &self.layers)
             .finish()
     }
 }
@@ -189,6 +242,7 @@ impl Hello {
             stream: String::new(),
             name: String::new(),
             features: 0,
+            layers: String::new(),
         }
     }
 
@@ -200,8 +254,10 @@ impl Hello {
         let token = &self.token[..self.token.len().min(MAX_TOKEN_LEN)];
         let stream = utf8_prefix(&self.stream, MAX_STREAM_LEN);
         let name = utf8_prefix(&self.name, MAX_NAME_LEN);
-        let mut body =
-            BytesMut::with_capacity(21 + agent.len() + token.len() + stream.len() + name.len());
+        let layers = utf8_prefix(&self.layers, layers::MAX_FIELD_LEN);
+        let mut body = BytesMut::with_capacity(
+            27 + agent.len() + token.len() + stream.len() + name.len() + layers.len(),
+        );
         body.put_u8(KIND_HELLO);
         body.put_slice(&MAGIC);
         body.put_u16(self.version);
@@ -216,6 +272,8 @@ impl Hello {
         body.put_u8(name.len() as u8);
         body.put_slice(name.as_bytes());
         body.put_u32(self.features);
+        body.put_u8(layers.len() as u8);
+        body.put_slice(layers.as_bytes());
         prefixed(body)
     }
 
@@ -253,6 +311,17 @@ impl Hello {
             None => &[],
         };
         let features = if body.remaining() >= 4 { body.get_u32() } else { 0 };
+        let layers = match body.first() {
+            Some(&len) => {
+                body.advance(1);
+                take(&mut body, len as usize).ok_or(bad("layers run past the end"))?
+            }
+            None => &[],
+        };
+        let layers = std::str::from_utf8(layers).map_err(|_| bad("layers are not UTF-8"))?;
+        if !crate::text::is_printable(layers) {
+            return Err(bad("layers have control characters"));
+        }
         Ok(Hello {
             version,
             role,
@@ -261,6 +330,7 @@ impl Hello {
             stream: stream.to_owned(),
             name: crate::text::printable(name),
             features,
+            layers: layers.to_owned(),
         })
     }
 }
@@ -350,7 +420,10 @@ impl Frame {
         }
         let mut h = &wire[LENGTH_PREFIX_LEN + 1..FRAME_META_OFFSET];
         let encoding = Encoding::from_u8(h.get_u8());
-        let _flags = h.get_u16();
+        let flags = h.get_u16();
+        if usize::from((flags & flags::LAYER_MASK) >> flags::LAYER_SHIFT) >= layers::MAX_LAYERS {
+            return Err(bad("layer above the highest a stream may have"));
+        }
         let seq = h.get_u64();
         let capture_us = h.get_u64();
         let width = h.get_u32();
@@ -383,6 +456,18 @@ impl Frame {
     /// ([`flags::META_FRESH`]); false when it is repeated, or there is none.
     pub fn meta_is_fresh(&self) -> bool {
         self.flags() & flags::META_FRESH != 0
+    }
+
+    /// Which quality layer this frame is: 0 the full picture, 1 and up smaller ones.
+    pub fn layer(&self) -> usize {
+        usize::from((self.flags() & flags::LAYER_MASK) >> flags::LAYER_SHIFT)
+    }
+
+    /// The flags for a frame of `layer` (below [`layers::MAX_LAYERS`]) with the other
+    /// `flags` given.
+    pub fn layer_flags(layer: usize, flags: u16) -> u16 {
+        let layer = (layer.min(layers::MAX_LAYERS - 1) as u16) << flags::LAYER_SHIFT;
+        (flags & !flags::LAYER_MASK) | layer
     }
 
     /// The encoded image.

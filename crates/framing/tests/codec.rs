@@ -7,7 +7,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use framing::{
     DEFAULT_MAX_MESSAGE_LEN, Encoding, Frame, FrameHeader, FramingError, Hello, LENGTH_PREFIX_LEN,
-    MAX_CONTROL_LEN, Message, MessageCodec, PROTOCOL_VERSION, Role, ViewerMessage,
+    MAX_CONTROL_LEN, Message, MessageCodec, PROTOCOL_VERSION, Role, ViewerMessage, features,
 };
 use tokio_util::codec::Decoder;
 
@@ -92,6 +92,7 @@ fn hello_round_trips_every_field() -> Result {
         stream: "front-camera/é".into(),
         name: "ground-1".into(),
         features: 0x8000_0001,
+        layers: "hd,vga,qvga".into(),
     };
     let mut buf = BytesMut::from(&sent.to_bytes()[..]);
 
@@ -143,7 +144,7 @@ fn a_relay_forwards_the_exact_bytes_it_decoded() -> Result {
     // Non-zero flags and an unknown codec: a relay must pass both through untouched.
     let mut wire = BytesMut::from(&wire_of(&sample_frame())[..]);
     wire[9] = 0x7f; // codec
-    wire[10..12].copy_from_slice(&[0xab, 0xcd]); // flags
+    wire[10..12].copy_from_slice(&[0xa1, 0xcd]); // flags: unknown bits, and layer 1
     let wire = wire.freeze();
     let (mut codec, mut buf) = after_hello();
     buf.extend_from_slice(&wire);
@@ -621,12 +622,32 @@ fn end_of_stream_inside_a_length_prefix_is_truncated() {
 #[test]
 fn the_hello_example_in_the_protocol_doc_is_exact() -> Result {
     let doc = unhex(
+        "00 00 00 00 00 00 00 27  48  44 43 53 54  00 01  02  0c \
+         63 6c 69 65 6e 74 2f 30 2e 31 2e 30  00 00  00 00  04  67 6e 64 31  00 00 00 08 \
+         04 71 76 67 61",
+    );
+    let hello = Hello {
+        name: "gnd1".into(),
+        features: features::LAYERS,
+        layers: "qvga".into(),
+        ..Hello::new(Role::Viewer, "client/0.1.0")
+    };
+    assert_eq!(&hello.to_bytes()[..], &doc[..]);
+    let got = MessageCodec::new().decode(&mut BytesMut::from(&doc[..]))?;
+    assert_eq!(got, Some(Message::Hello(hello)));
+    Ok(())
+}
+
+/// A hello as the release before layers wrote it, with a name and features but no layers:
+/// it decodes to no layers.
+#[test]
+fn a_hello_without_layers_decodes_with_none() -> Result {
+    let before = unhex(
         "00 00 00 00 00 00 00 22  48  44 43 53 54  00 01  02  0c \
          63 6c 69 65 6e 74 2f 30 2e 31 2e 30  00 00  00 00  04  67 6e 64 31  00 00 00 00",
     );
     let hello = Hello { name: "gnd1".into(), ..Hello::new(Role::Viewer, "client/0.1.0") };
-    assert_eq!(&hello.to_bytes()[..], &doc[..]);
-    let got = MessageCodec::new().decode(&mut BytesMut::from(&doc[..]))?;
+    let got = MessageCodec::new().decode(&mut BytesMut::from(&before[..]))?;
     assert_eq!(got, Some(Message::Hello(hello)));
     Ok(())
 }
@@ -709,6 +730,23 @@ fn frame_flags_travel_and_say_whether_the_metadata_is_fresh() -> Result {
 }
 
 #[test]
+fn a_frame_says_its_layer_and_a_layer_past_the_last_is_malformed() -> Result {
+    let (mut codec, mut buf) = after_hello();
+    let header = sample_frame().header().to_owned();
+    let flags = Frame::layer_flags(2, framing::flags::META_FRESH);
+    assert_eq!(flags, 0x0201);
+    buf.extend_from_slice(&wire_of(&Frame::with_flags(header, flags, b"", Bytes::new())));
+    let Some(Message::Frame(got)) = codec.decode(&mut buf)? else { panic!("a frame") };
+    assert_eq!((got.layer(), got.meta_is_fresh()), (2, true));
+    let mut wire = BytesMut::from(&wire_of(&sample_frame())[..]);
+    wire[10] = 0x04; // layer 4: a stream has at most 4 layers, 0 to 3
+    buf.extend_from_slice(&wire);
+    let err = codec.decode(&mut buf).expect_err("layer 4 is malformed");
+    assert!(err.to_string().contains("layer above the highest"), "{err}");
+    Ok(())
+}
+
+#[test]
 fn the_frame_example_in_the_protocol_doc_is_exact() -> Result {
     let doc = unhex(
         "00 00 00 00 00 00 00 24  46  01  00 00  00 00 00 00 00 00 00 07 \
@@ -727,6 +765,26 @@ fn the_frame_example_in_the_protocol_doc_is_exact() -> Result {
     let (mut codec, mut buf) = after_hello();
     buf.extend_from_slice(&doc);
     assert_eq!(codec.decode(&mut buf)?, Some(Message::Frame(frame)));
+    Ok(())
+}
+
+#[test]
+fn the_layered_frame_example_in_the_protocol_doc_is_exact() -> Result {
+    let doc_head = unhex(
+        "00 00 00 00 00 00 0b d8  46 01  01 00  00 00 00 00 00 00 00 07 \
+         00 06 0a 24 18 1e 40 00  00 00 01 40 00 00 00 f0  00 00 00 00",
+    );
+    let header = FrameHeader {
+        seq: 7,
+        capture_us: 1_700_000_000_000_000,
+        encoding: Encoding::Jpeg,
+        width: 320,
+        height: 240,
+    };
+    let frame =
+        Frame::with_flags(header, Frame::layer_flags(1, 0), b"", Bytes::from(vec![0; 3000]));
+    assert_eq!(&wire_of(&frame)[..doc_head.len()], &doc_head[..]);
+    assert_eq!(frame.layer(), 1);
     Ok(())
 }
 

@@ -21,8 +21,8 @@ fn hello() -> impl Strategy<Value = Hello> {
         vec(0x20u8..0x7f, 0..=255).prop_map(|ascii| String::from_utf8(ascii).expect("ascii"));
     let token = vec(any::<u8>(), 0..=32).prop_map(Bytes::from);
     let name = "\\PC{0,16}";
-    (role(), agent, token, "\\PC{0,16}", name, any::<u32>()).prop_map(
-        |(role, agent, token, stream, name, features)| Hello {
+    (role(), agent, token, "\\PC{0,16}", name, any::<u32>(), "\\PC{0,16}").prop_map(
+        |(role, agent, token, stream, name, features, layers)| Hello {
             version: PROTOCOL_VERSION,
             role,
             agent,
@@ -30,6 +30,7 @@ fn hello() -> impl Strategy<Value = Hello> {
             stream,
             name,
             features,
+            layers,
         },
     )
 }
@@ -57,8 +58,13 @@ fn frame() -> impl Strategy<Value = Frame> {
             height,
         },
     );
-    (header, vec(any::<u8>(), 0..=64), vec(any::<u8>(), 0..=4096))
-        .prop_map(|(header, meta, payload)| Frame::new(header, &meta, Bytes::from(payload)))
+    let flags = (0..framing::layers::MAX_LAYERS, any::<u16>())
+        .prop_map(|(layer, flags)| Frame::layer_flags(layer, flags));
+    (header, flags, vec(any::<u8>(), 0..=64), vec(any::<u8>(), 0..=4096)).prop_map(
+        |(header, flags, meta, payload)| {
+            Frame::with_flags(header, flags, &meta, Bytes::from(payload))
+        },
+    )
 }
 
 /// A whole connection as a source sends it: hello, frames and heartbeats, maybe a goodbye.

@@ -104,6 +104,11 @@ impl VethPair {
         run(tc.args(["burst", "32kbit", "latency", "100ms"]))
     }
 
+    /// Lifts the shaping of [`shape`](Self::shape).
+    pub fn unshape(&self) -> anyhow::Result<()> {
+        run(self.exec(&self.a, "tc").args(["qdisc", "del", "dev", DEV, "root"]))
+    }
+
     /// Sets the veth end in `a` down (`up == false`) or up.
     pub fn set_link(&self, up: bool) -> anyhow::Result<()> {
         ip(&["-n", &self.a, "link", "set", DEV, if up { "up" } else { "down" }])

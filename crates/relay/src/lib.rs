@@ -15,6 +15,8 @@
 //! - [`viewers`] — [`ViewerTable`]: who watches a stream and how it is going for each.
 //! - [`hub`] — [`Hub`]: the streams of a process and the viewer places all ports share.
 //! - [`server`] — [`Server`]: accept loop, handshake, per-viewer latest-frame writer.
+//! - [`delivery`] — [`delivery::Delivery`]: which frame a viewer gets next (its quality layer)
+//!   and when (once its link has carried the last one).
 //! - [`http`] — [`HttpServer`]: the same streams as MJPEG over HTTP, and the status pages.
 //! - [`metrics`] — the Prometheus text exposition of a hub.
 //! - [`pulse`] — [`Pulse`]: when the server's ticker last ticked, for readiness and watchdogs.
@@ -34,6 +36,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod clock;
+pub mod delivery;
 pub mod http;
 pub mod hub;
 pub mod link;

@@ -89,6 +89,8 @@ pub struct Link {
     sender: Outbox,
     /// Said once per connection to a source that takes no messages.
     warned_no_messages: bool,
+    /// The source's names for its quality layers, top first, as its last hello gave them.
+    layer_names: Vec<String>,
 }
 
 impl Link {
@@ -107,7 +109,19 @@ impl Link {
             outbox,
             sender,
             warned_no_messages: false,
+            layer_names: Vec::new(),
         }
+    }
+
+    /// How many quality layers the source named (0 or 1: just the full picture).
+    pub fn layer_count(&self) -> usize {
+        self.layer_names.len()
+    }
+
+    /// The name of quality layer `layer` of the source, or its number when the source named
+    /// none.
+    pub fn layer_name(&self, layer: usize) -> String {
+        self.layer_names.get(layer).cloned().unwrap_or_else(|| layer.to_string())
     }
 
     /// A handle for sending the source messages while the link runs.
@@ -139,6 +153,8 @@ impl Link {
                         self.warned_no_messages = false;
                         let agent = sub.source_hello().agent.clone();
                         info!(addr = %self.addr, %agent, "connected");
+                        let layers = &sub.source_hello().layers;
+                        self.layer_names = framing::layers::parse_names(layers).unwrap_or_default();
                         self.sub = Some(sub);
                         return Ok(Event::Connected(agent));
                     }

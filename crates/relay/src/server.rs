@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::delivery::{Delivery, Ended, LinkProbe, Want};
 use crate::hub::Hub;
 use crate::pulse::Pulse;
 use crate::stream::Stream;
@@ -50,6 +51,9 @@ pub struct ServerConfig {
     pub viewer_timeout: Duration,
     /// Kernel cap on unsent bytes per viewer socket (see [`socket::tune_sender`]).
     pub notsent_lowat: Option<u32>,
+    /// Pick a viewer's next frame only once its link has carried the last one
+    /// ([`crate::delivery`]); off, the next frame goes as soon as the socket takes it.
+    pub pacing: bool,
     /// A viewer that got nothing for this long gets a heartbeat, so that it can tell a quiet
     /// source (drone restarting, camera unplugged) from a dead link.
     pub heartbeat_every: Duration,
@@ -76,6 +80,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(5),
             viewer_timeout: Duration::from_secs(30),
             notsent_lowat: Some(16 * 1024),
+            pacing: true,
             heartbeat_every: Duration::from_millis(500),
             messages_per_second: 20,
             max_streams: 64,
@@ -274,6 +279,8 @@ struct Hello {
     token: bytes::Bytes,
     /// A relay forwarding its own viewers' messages.
     relay: bool,
+    /// The quality layer it wants.
+    want: Want,
 }
 
 impl Viewer {
@@ -281,6 +288,7 @@ impl Viewer {
         if let Err(err) = socket::tune_sender(&stream, self.hub.config().notsent_lowat) {
             debug!(%err, "could not set socket options");
         }
+        let link = link_probe(&stream, self.hub.config().pacing);
         if let Some(left) = self.hub.config().auth.as_ref().and_then(|a| a.penalty(peer.ip())) {
             // Slows down guessing: this address gave wrong tokens lately.
             debug!(?left, "closing a connection from an address that gave wrong tokens");
@@ -289,7 +297,7 @@ impl Viewer {
         }
         let Some(tls) = self.hub.config().tls.clone() else {
             let (read, write) = stream.into_split();
-            return self.serve(read, write, peer, handshaking).await;
+            return self.serve(read, write, peer, handshaking, link).await;
         };
         let wait = self.hub.config().handshake_timeout;
         let handshake = async {
@@ -307,7 +315,7 @@ impl Viewer {
         match accepted {
             Ok(Ok(Ok(tls))) => {
                 let (read, write) = tokio::io::split(tls);
-                self.serve(read, write, peer, handshaking).await;
+                self.serve(read, write, peer, handshaking, link).await;
             }
             Ok(Ok(Err(mut plain))) => {
                 // Its hello read first, so that closing does not reset the connection and
@@ -337,6 +345,7 @@ impl Viewer {
         mut write: W,
         peer: SocketAddr,
         handshaking: OwnedSemaphorePermit,
+        link: LinkProbe,
     ) where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -363,7 +372,7 @@ impl Viewer {
             }
         };
         drop(handshaking);
-        let Hello { agent, name, stream, token, relay } = hello;
+        let Hello { agent, name, stream, token, relay, want } = hello;
         if let Some(auth) = &self.hub.config().auth {
             if auth.penalty(peer.ip()).is_some() {
                 // Wrong tokens came from this address while this hello was on its way.
@@ -393,6 +402,12 @@ impl Viewer {
             refuse(&mut write, &reason, &self.shutdown).await;
             return;
         };
+        if let Err(reason) = want.check(&stream) {
+            warn!(%agent, "refusing viewer: {reason}");
+            self.hub.refused.add("unknown_layer");
+            refuse(&mut write, &reason, &self.shutdown).await;
+            return;
+        }
         let Ok(_slot) = self.hub.slots().clone().try_acquire_owned() else {
             let max = self.hub.config().max_viewers;
             warn!(%agent, max, "refusing viewer: server full");
@@ -404,7 +419,8 @@ impl Viewer {
         let messages = if stream.takes_messages() { features::VIEWER_MESSAGES } else { 0 };
         let ours = framing::Hello {
             stream: stream.name().to_owned(),
-            features: features::STREAM_LIST | messages,
+            features: features::STREAM_LIST | features::LAYERS | messages,
+            layers: stream.layer_names().join(","),
             ..framing::Hello::new(Role::Source, &self.hub.config().agent)
         };
         let mut ours = ours.to_bytes();
@@ -426,7 +442,15 @@ impl Viewer {
         };
         let place = stream.viewers().join(identity);
         info!(%agent, %name, viewers = stream.viewers().count(), "viewer joined");
-        let outcome = self.stream_frames(&stream, &place, relay, &mut read, &mut write).await;
+        let delivery = Delivery::new(
+            stream.clone(),
+            place.shared_entry(),
+            want,
+            link,
+            self.hub.config().viewer_timeout,
+        );
+        let outcome =
+            self.stream_frames(&stream, &place, delivery, relay, &mut read, &mut write).await;
         let frames = place.entry().frames_sent();
         drop(place);
         let viewers = stream.viewers().count();
@@ -529,7 +553,9 @@ impl Viewer {
             return Err(ViewerError::NotAViewer);
         }
         let relay = hello.features & features::RELAY != 0;
+        let want = Want::from_hello(&hello);
         Ok(Hello {
+            want,
             agent: hello.agent,
             name: hello.name,
             stream: hello.stream,
@@ -557,23 +583,22 @@ impl Viewer {
         let _ = timeout(SHUTDOWN_GRACE, send).await;
     }
 
-    /// Writes the newest frame whenever the socket can take one. Returns why it stopped.
+    /// Writes the newest frame (of the viewer's layer) whenever its link can take one.
+    /// Returns why it stopped.
     async fn stream_frames<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         &self,
         stream: &Stream,
         place: &ViewerGuard,
+        mut delivery: Delivery,
         relay: bool,
         read: &mut FramedRead<R, MessageCodec>,
         write: &mut W,
     ) -> Result<&'static str, ViewerError> {
-        let mut latest = stream.subscribe();
         let mut beats = self.beats.clone();
         // A relay carries many viewers' messages, each already held to the rate by it.
         let per_second = self.hub.config().messages_per_second;
         let rate = if relay { per_second.saturating_mul(RELAY_RATE_FACTOR) } else { per_second };
         let mut inbound = Inbound::new(rate);
-        // A new viewer gets the cached frame at once, not at the next capture.
-        latest.mark_changed();
         let mut wrote_since_beat = false;
         loop {
             tokio::select! {
@@ -593,12 +618,14 @@ impl Viewer {
                     Some(Ok(other)) => return Err(ViewerError::Unexpected(other.name())),
                     Some(Err(err)) => return Err(err.into()),
                 },
-                changed = latest.changed() => {
-                    if changed.is_err() {
+                ready = delivery.ready() => match ready {
+                    Ok(()) => {}
+                    Err(Ended::StreamGone) => {
                         goodbye(write, "stream ended").await;
                         return Ok("stream ended");
                     }
-                }
+                    Err(Ended::Stalled(after)) => return Err(ViewerError::Stalled(after)),
+                },
                 beat = beats.changed() => {
                     // Only a viewer that got nothing since the last tick needs one.
                     if beat.is_ok() && !std::mem::take(&mut wrote_since_beat) {
@@ -609,15 +636,12 @@ impl Viewer {
                     continue;
                 }
             }
-            // Clone out and release the borrow at once: holding it would block the publisher.
-            let Some(frame) = latest.borrow_and_update().clone() else { continue };
-            let skipped = place.entry().picked(stream.frames_published());
-            if let Sent::Stopped = self.send(write, &mut frame.wire()).await? {
+            let Some(picked) = delivery.pick() else { continue };
+            if let Sent::Stopped = self.send(write, &mut picked.frame.wire()).await? {
                 return Ok("server shutting down");
             }
             wrote_since_beat = true;
-            place.entry().sent(frame.wire_len(), frame.header().capture_us);
-            stream.count_out(frame.wire_len(), skipped);
+            delivery.sent(&picked, picked.frame.wire_len());
         }
     }
 
@@ -646,6 +670,16 @@ impl Viewer {
             }
         }
     }
+}
+
+/// The probe of a viewer's socket for freshness pacing, when pacing is on.
+fn link_probe(stream: &TcpStream, pacing: bool) -> LinkProbe {
+    #[cfg(unix)]
+    if pacing {
+        return LinkProbe::of(std::os::fd::AsRawFd::as_raw_fd(stream));
+    }
+    let _ = (stream, pacing);
+    LinkProbe::none()
 }
 
 /// How many viewers' worth of messages a relay (a downstream cache-server) may send: its
@@ -746,7 +780,7 @@ mod tests {
         let permit = hub.handshakes().clone().try_acquire_owned().expect("a free permit");
         let (read, write) = tokio::io::split(ours);
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-        let task = tokio::spawn(viewer.serve(read, write, peer, permit));
+        let task = tokio::spawn(viewer.serve(read, write, peer, permit, LinkProbe::none()));
         // Virtual time: long enough for the heartbeats to fill the pipe.
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(!task.is_finished(), "a stalled viewer is kept until the viewer timeout");

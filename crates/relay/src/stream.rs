@@ -1,12 +1,12 @@
-//! [`Stream`]: one live stream as a server holds it — the newest frame, what its source is
-//! doing, its counters and its viewers.
+//! [`Stream`]: one live stream as a server holds it — the newest frame of each quality layer,
+//! what its source is doing, its counters and its viewers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use framing::ViewerMessage;
-use framing::{DEFAULT_MAX_MESSAGE_LEN, Frame, LENGTH_PREFIX_LEN};
+use framing::layers::MAX_LAYERS;
+use framing::{DEFAULT_MAX_MESSAGE_LEN, Frame, LENGTH_PREFIX_LEN, ViewerMessage};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -53,7 +53,8 @@ impl SourceStatus {
 /// Totals since the stream was created. Read them with [`Stream::totals`].
 #[derive(Debug, Default)]
 struct Counters {
-    frames_in: AtomicU64,
+    /// Frames published per layer; `frames_in` is layer 0's.
+    published: [AtomicU64; MAX_LAYERS],
     bytes_in: AtomicU64,
     frames_out: AtomicU64,
     bytes_out: AtomicU64,
@@ -63,9 +64,9 @@ struct Counters {
 /// A snapshot of a stream's counters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Totals {
-    /// Frames published (received from upstream, or captured).
+    /// Frames of the full picture (layer 0) published: received from upstream, or captured.
     pub frames_in: u64,
-    /// Their wire bytes.
+    /// Wire bytes published, every layer.
     pub bytes_in: u64,
     /// Frames written to viewers, summed over viewers.
     pub frames_out: u64,
@@ -102,7 +103,17 @@ struct RateWindow {
 #[derive(Debug)]
 pub struct Stream {
     name: String,
-    latest: watch::Sender<Option<Frame>>,
+    /// The newest frame of each quality layer, 0 the full picture. A viewer watches only the
+    /// layer it is on, so the smaller layers cost the others no wake-ups.
+    layers: [watch::Sender<Option<Frame>>; MAX_LAYERS],
+    /// The layers' names, top first, as the source announced them; empty when unknown.
+    layer_names: watch::Sender<Vec<String>>,
+    /// Bumped by [`Stream::clear`]: frames after it may be older than frames before it (a
+    /// new source), so a viewer stops comparing capture times across it.
+    epoch: AtomicU64,
+    /// The source's frame interval, µs, smoothed over layer 0's capture times.
+    interval_us: AtomicU64,
+    last_capture_us: AtomicU64,
     max_frame_len: usize,
     source: watch::Sender<SourceStatus>,
     counters: Counters,
@@ -134,7 +145,11 @@ impl Stream {
     pub fn new(name: &str, max_frame_len: usize) -> Stream {
         Stream {
             name: name.to_owned(),
-            latest: watch::Sender::new(None),
+            layers: std::array::from_fn(|_| watch::Sender::new(None)),
+            layer_names: watch::Sender::new(Vec::new()),
+            epoch: AtomicU64::new(0),
+            interval_us: AtomicU64::new(0),
+            last_capture_us: AtomicU64::new(0),
             max_frame_len,
             source: watch::Sender::new(SourceStatus {
                 state: "connecting",
@@ -168,36 +183,109 @@ impl Stream {
         &self.name
     }
 
-    /// Makes `frame` the newest frame; never waits, whatever the viewers do. A frame above
-    /// the limit is refused here, at the source, rather than put on the wire where every
-    /// receiver would drop its connection for it.
+    /// Makes `frame` the newest frame of its layer; never waits, whatever the viewers do. A
+    /// frame above the limit is refused here, at the source, rather than put on the wire where
+    /// every receiver would drop its connection for it.
     pub fn publish(&self, frame: Frame) -> Result<(), FrameTooLarge> {
         let len = frame.wire_len() - LENGTH_PREFIX_LEN;
         if len > self.max_frame_len {
             return Err(FrameTooLarge { len, max: self.max_frame_len });
         }
-        let age_us = now_us().saturating_sub(frame.header().capture_us);
-        self.age.observe(age_us as f64 / 1e6);
+        let layer = frame.layer();
+        let capture_us = frame.header().capture_us;
+        if layer == 0 {
+            self.age.observe(now_us().saturating_sub(capture_us) as f64 / 1e6);
+            self.note_interval(capture_us);
+        }
         self.counters.bytes_in.fetch_add(frame.wire_len() as u64, Ordering::Relaxed);
         // Counted before the frame is visible: a viewer that sees it sees the count too.
-        self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
-        self.latest.send_replace(Some(frame));
+        self.counters.published[layer].fetch_add(1, Ordering::Relaxed);
+        self.layers[layer].send_replace(Some(frame));
         Ok(())
     }
 
-    /// Forgets the newest frame, so that a viewer who joins later is not handed a stale one.
+    /// Smooths the gap between two captures into the source's frame interval (1/8 of each
+    /// new gap), ignoring gaps that are not a steady rate (a pause, a restart).
+    fn note_interval(&self, capture_us: u64) {
+        let last = self.last_capture_us.swap(capture_us, Ordering::Relaxed);
+        let gap = capture_us.saturating_sub(last);
+        if last == 0 || gap == 0 || gap > 1_000_000 {
+            return;
+        }
+        let old = self.interval_us.load(Ordering::Relaxed);
+        let new = if old == 0 { gap } else { (old * 7 + gap) / 8 };
+        self.interval_us.store(new, Ordering::Relaxed);
+    }
+
+    /// The source's frame interval, once it has sent a few frames.
+    pub fn frame_interval(&self) -> Option<Duration> {
+        match self.interval_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    /// Forgets the newest frames, so that a viewer who joins later is not handed a stale one.
     pub fn clear(&self) {
-        self.latest.send_replace(None);
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        self.last_capture_us.store(0, Ordering::Relaxed);
+        for layer in &self.layers {
+            layer.send_replace(None);
+        }
     }
 
-    /// A receiver of the newest frame.
+    /// How many times the stream was cleared: frames of different epochs are not compared.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// A receiver of the newest full-picture frame (layer 0).
     pub fn subscribe(&self) -> Latest {
-        self.latest.subscribe()
+        self.layers[0].subscribe()
     }
 
-    /// The newest frame, if there is one.
+    /// A receiver of the newest frame of `layer` (below [`MAX_LAYERS`]).
+    pub fn subscribe_layer(&self, layer: usize) -> Latest {
+        self.layers[layer.min(MAX_LAYERS - 1)].subscribe()
+    }
+
+    /// The newest full-picture frame, if there is one.
     pub fn latest(&self) -> Option<Frame> {
-        self.latest.borrow().clone()
+        self.latest_of(0)
+    }
+
+    /// The newest frame of `layer`, if there is one.
+    pub fn latest_of(&self, layer: usize) -> Option<Frame> {
+        self.layers.get(layer)?.borrow().clone()
+    }
+
+    /// Names the stream's layers, top first (as the source's hello or `--layers` gives them).
+    pub fn set_layer_names(&self, names: Vec<String>) {
+        self.layer_names.send_if_modified(|old| {
+            let changed = *old != names;
+            *old = names;
+            changed
+        });
+    }
+
+    /// The layers' names, top first; empty when the source named none.
+    pub fn layer_names(&self) -> Vec<String> {
+        self.layer_names.borrow().clone()
+    }
+
+    /// How many layers the stream has: as many as are named, or else as have frames.
+    pub fn layer_count(&self) -> usize {
+        let named = self.layer_names.borrow().len();
+        let seen = self.layers.iter().rposition(|l| l.borrow().is_some()).map_or(1, |i| i + 1);
+        named.max(seen).clamp(1, MAX_LAYERS)
+    }
+
+    /// The name of `layer`: as named, else its number.
+    pub fn layer_name(&self, layer: usize) -> String {
+        match self.layer_names.borrow().get(layer) {
+            Some(name) => name.clone(),
+            None => layer.to_string(),
+        }
     }
 
     /// Says what the source is doing.
@@ -283,9 +371,15 @@ impl Stream {
         self.messages_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Frames published so far; a viewer compares two readings to count what it skipped.
+    /// Full-picture frames published so far; a viewer compares two readings to count what it
+    /// skipped.
     pub fn frames_published(&self) -> u64 {
-        self.counters.frames_in.load(Ordering::Relaxed)
+        self.frames_published_on(0)
+    }
+
+    /// Frames of `layer` published so far.
+    pub fn frames_published_on(&self, layer: usize) -> u64 {
+        self.counters.published.get(layer).map_or(0, |n| n.load(Ordering::Relaxed))
     }
 
     /// Counts a frame written to a viewer, and the frames it skipped to get it.
@@ -301,7 +395,7 @@ impl Stream {
     pub fn totals(&self) -> Totals {
         let c = &self.counters;
         Totals {
-            frames_in: c.frames_in.load(Ordering::Relaxed),
+            frames_in: c.published[0].load(Ordering::Relaxed),
             bytes_in: c.bytes_in.load(Ordering::Relaxed),
             frames_out: c.frames_out.load(Ordering::Relaxed),
             bytes_out: c.bytes_out.load(Ordering::Relaxed),

@@ -32,6 +32,9 @@ pub struct SubscribeOptions {
     pub stream: String,
     /// The token the source wants, if it wants one (sent in the hello; never logged).
     pub token: bytes::Bytes,
+    /// The quality layer asked for, with [`framing::features::LAYERS`] in `features`: empty
+    /// for the source's choice, a name or number to pin one, `*` for all (a relay).
+    pub layers: String,
     /// TLS to the source: how to trust it. `None`: plain TCP.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Largest message accepted from the source.
@@ -56,6 +59,7 @@ impl Default for SubscribeOptions {
             features: 0,
             stream: String::new(),
             token: bytes::Bytes::new(),
+            layers: String::new(),
             tls: None,
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             connect_timeout: Duration::from_millis(1500),
@@ -264,6 +268,7 @@ pub async fn subscribe(
         features: options.features,
         stream: options.stream.clone(),
         token: options.token.clone(),
+        layers: options.layers.clone(),
         ..Hello::new(Role::Viewer, &options.agent)
     };
     let ours = ours.to_bytes();

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -53,17 +53,25 @@ pub struct ViewerEntry {
     frames_skipped: AtomicU64,
     bytes_sent: AtomicU64,
     frame_age_us: AtomicU64,
-    /// The stream's publish count when this viewer last picked a frame; 0 before the first.
+    /// The stream's publish count (of the layer picked from) when this viewer last picked a
+    /// frame; 0 before the first.
     last_pick: AtomicU64,
+    /// The quality layer it is sent (0: the full picture).
+    layer: AtomicUsize,
+    layer_switches: AtomicU64,
     messages_sent: AtomicU64,
     messages_dropped: AtomicU64,
 }
 
 impl ViewerEntry {
-    /// Counts a frame handed to this viewer: `published` is the stream's publish count when
-    /// it was picked (frames published in between were skipped), `capture_us` its capture
-    /// time. Returns how many frames it skipped.
-    pub(crate) fn picked(&self, published: u64) -> u64 {
+    /// Counts a frame of `layer` handed to this viewer: `published` is the layer's publish
+    /// count when it was picked (frames published in between were skipped). Returns how many
+    /// frames it skipped; none across a change of layer.
+    pub(crate) fn picked(&self, layer: usize, published: u64) -> u64 {
+        if self.layer.swap(layer, Ordering::Relaxed) != layer {
+            self.last_pick.store(published, Ordering::Relaxed);
+            return 0;
+        }
         let before = self.last_pick.swap(published, Ordering::Relaxed);
         let skipped = if before == 0 { 0 } else { published.saturating_sub(before + 1) };
         if skipped > 0 {
@@ -78,6 +86,11 @@ impl ViewerEntry {
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
         let age = crate::clock::now_us().saturating_sub(capture_us);
         self.frame_age_us.store(age, Ordering::Relaxed);
+    }
+
+    /// Counts a change of layer made for this viewer (down or up).
+    pub(crate) fn switched_layer(&self) {
+        self.layer_switches.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Frames written to this viewer so far.
@@ -96,10 +109,11 @@ impl ViewerEntry {
         &self.identity
     }
 
-    /// Frames skipped so far, when the stream has published `published`: those counted at
-    /// its picks, and those going by it now — every frame published since its last pick but
-    /// the newest, which it may still take. A viewer stuck on one write skips every frame
-    /// meanwhile, and says so before its next pick (which may never come).
+    /// Frames skipped so far, when the stream has published `published` of this viewer's
+    /// layer: those counted at its picks, and those going by it now — every frame published
+    /// since its last pick but the newest, which it may still take. A viewer stuck on one
+    /// write skips every frame meanwhile, and says so before its next pick (which may never
+    /// come).
     fn frames_skipped(&self, published: u64) -> u64 {
         let counted = self.frames_skipped.load(Ordering::Relaxed);
         let last = self.last_pick.load(Ordering::Relaxed);
@@ -137,6 +151,10 @@ pub struct ViewerSnapshot {
     pub messages_sent: u64,
     /// Messages it sent that were dropped (over its rate, or the source's inbox full).
     pub messages_dropped: u64,
+    /// The quality layer it is sent (0: the full picture).
+    pub layer: usize,
+    /// Times its layer was changed for it.
+    pub layer_switches: u64,
 }
 
 /// The viewers of one stream.
@@ -168,6 +186,8 @@ impl ViewerTable {
             bytes_sent: AtomicU64::new(0),
             frame_age_us: AtomicU64::new(0),
             last_pick: AtomicU64::new(0),
+            layer: AtomicUsize::new(0),
+            layer_switches: AtomicU64::new(0),
             messages_sent: AtomicU64::new(0),
             messages_dropped: AtomicU64::new(0),
         });
@@ -195,8 +215,9 @@ impl ViewerTable {
         self.count.subscribe()
     }
 
-    /// Every viewer, oldest first, when the stream has published `published` frames.
-    pub fn snapshot(&self, published: u64) -> Vec<ViewerSnapshot> {
+    /// Every viewer, oldest first, when the stream has published `published(layer)` frames
+    /// of each layer.
+    pub fn snapshot(&self, published: impl Fn(usize) -> u64) -> Vec<ViewerSnapshot> {
         let entries: Vec<Arc<ViewerEntry>> = match self.entries.lock() {
             Ok(entries) => entries.values().cloned().collect(),
             Err(_) => return Vec::new(),
@@ -204,7 +225,8 @@ impl ViewerTable {
         let now = SystemTime::now();
         entries
             .iter()
-            .map(|e| ViewerSnapshot {
+            .map(|e| (e, e.layer.load(Ordering::Relaxed)))
+            .map(|(e, layer)| ViewerSnapshot {
                 id: e.id,
                 protocol: e.identity.protocol,
                 peer: e.identity.peer.to_string(),
@@ -213,11 +235,13 @@ impl ViewerTable {
                 since_unix_s: e.since.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
                 connected_s: now.duration_since(e.since).unwrap_or_default().as_secs_f64(),
                 frames_sent: e.frames_sent.load(Ordering::Relaxed),
-                frames_skipped: e.frames_skipped(published),
+                frames_skipped: e.frames_skipped(published(layer)),
                 bytes_sent: e.bytes_sent.load(Ordering::Relaxed),
                 frame_age_ms: e.frame_age_us.load(Ordering::Relaxed) as f64 / 1000.0,
                 messages_sent: e.messages_sent.load(Ordering::Relaxed),
                 messages_dropped: e.messages_dropped.load(Ordering::Relaxed),
+                layer,
+                layer_switches: e.layer_switches.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -234,6 +258,11 @@ impl ViewerGuard {
     /// The viewer's entry, to count what it is sent.
     pub fn entry(&self) -> &ViewerEntry {
         &self.entry
+    }
+
+    /// The entry, shared (with the viewer's [`crate::delivery::Delivery`]).
+    pub fn shared_entry(&self) -> Arc<ViewerEntry> {
+        self.entry.clone()
     }
 
     /// How long it has been connected.
@@ -268,7 +297,7 @@ mod tests {
         assert_eq!((table.count(), table.count_of(Protocol::Http)), (2, 1));
         drop(a);
         assert_eq!(table.count(), 1);
-        assert_eq!(table.snapshot(0)[0].protocol, Protocol::Http);
+        assert_eq!(table.snapshot(|_| 0)[0].protocol, Protocol::Http);
         drop(b);
         assert_eq!(table.count(), 0);
     }
@@ -277,21 +306,23 @@ mod tests {
     fn skipped_frames_are_the_gap_in_the_publish_count() {
         let table = Arc::new(ViewerTable::default());
         let v = table.join(identity(Protocol::Tcp));
-        assert_eq!(v.entry().picked(7), 0, "the first frame skips nothing");
-        assert_eq!(v.entry().picked(8), 0);
-        assert_eq!(v.entry().picked(12), 3);
-        assert_eq!(table.snapshot(12)[0].frames_skipped, 3);
+        assert_eq!(v.entry().picked(0, 7), 0, "the first frame skips nothing");
+        assert_eq!(v.entry().picked(0, 8), 0);
+        assert_eq!(v.entry().picked(0, 12), 3);
+        assert_eq!(table.snapshot(|_| 12)[0].frames_skipped, 3);
+        assert_eq!(v.entry().picked(1, 40), 0, "another layer's count is not a gap");
+        assert_eq!(v.entry().picked(1, 42), 1);
     }
 
     #[test]
     fn a_viewer_stuck_on_a_write_is_skipping_every_frame_meanwhile() {
         let table = Arc::new(ViewerTable::default());
         let v = table.join(identity(Protocol::Http));
-        assert_eq!(table.snapshot(5)[0].frames_skipped, 0, "nothing picked yet");
-        v.entry().picked(5);
-        assert_eq!(table.snapshot(6)[0].frames_skipped, 0, "it may still take frame 6");
-        assert_eq!(table.snapshot(9)[0].frames_skipped, 3, "6, 7 and 8 went by");
-        assert_eq!(v.entry().picked(9), 3, "counted once, at the pick");
-        assert_eq!(table.snapshot(9)[0].frames_skipped, 3);
+        assert_eq!(table.snapshot(|_| 5)[0].frames_skipped, 0, "nothing picked yet");
+        v.entry().picked(0, 5);
+        assert_eq!(table.snapshot(|_| 6)[0].frames_skipped, 0, "it may still take frame 6");
+        assert_eq!(table.snapshot(|_| 9)[0].frames_skipped, 3, "6, 7 and 8 went by");
+        assert_eq!(v.entry().picked(0, 9), 3, "counted once, at the pick");
+        assert_eq!(table.snapshot(|_| 9)[0].frames_skipped, 3);
     }
 }

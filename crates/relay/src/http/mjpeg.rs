@@ -28,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::{Body, Data, NO_STORE, empty};
-use crate::Latest;
 use crate::clock::now_us;
+use crate::delivery::{Delivery, LinkProbe, Picked, Want};
 use crate::stream::Stream;
 use crate::viewers::{ViewerGuard, ViewerIdentity};
 
@@ -86,24 +86,34 @@ fn set_headers(response: &mut Response<Body>) {
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
 }
 
+/// How one viewer's live stream is sent.
+pub struct Live {
+    /// The layer it wants.
+    pub want: Want,
+    /// Its socket, for freshness pacing.
+    pub link: LinkProbe,
+    /// A viewer whose link carries nothing for this long is let go.
+    pub stall_after: Duration,
+}
+
 /// A live stream for one viewer, who holds `slot` and is listed among the stream's viewers
-/// until the body is dropped.
+/// until the body is dropped. Its first part is the cached frame, at once.
 pub fn response(
     stream: Arc<Stream>,
     identity: ViewerIdentity,
+    live: Live,
     slot: OwnedSemaphorePermit,
     in_flight: Arc<InFlight>,
     shutdown: CancellationToken,
 ) -> Response<Body> {
-    let mut latest = stream.subscribe();
-    // A new viewer gets the cached frame at once, not at the next capture.
-    latest.mark_changed();
     let agent = identity.agent.clone();
     let place = stream.viewers().join(identity);
+    let delivery =
+        Delivery::new(stream.clone(), place.shared_entry(), live.want, live.link, live.stall_after);
     info!(%agent, viewers = stream.viewers().count(), "http viewer joined");
     let parts = Parts {
         stream,
-        latest,
+        delivery,
         place,
         in_flight,
         shutdown,
@@ -121,13 +131,13 @@ pub fn response(
 /// The state behind one viewer's MJPEG body.
 struct Parts {
     stream: Arc<Stream>,
-    latest: Latest,
+    delivery: Delivery,
     place: ViewerGuard,
     in_flight: Arc<InFlight>,
     shutdown: CancellationToken,
     first: bool,
-    /// The part handed over last: payload bytes, capture time, frames skipped to get it.
-    written: Option<(usize, u64, u64)>,
+    /// The frame of the part handed over last.
+    written: Option<Picked>,
     /// Where part headers are formatted; reused, so a steady stream allocates little.
     head: BytesMut,
     _slot: OwnedSemaphorePermit,
@@ -141,24 +151,26 @@ impl Parts {
     /// the body on shutdown or when the stream goes away.
     async fn next(mut self) -> Next {
         self.in_flight.clear();
-        if let Some((bytes, capture_us, skipped)) = self.written.take() {
-            self.place.entry().sent(bytes, capture_us);
-            self.stream.count_out(bytes, skipped);
+        if let Some(picked) = self.written.take() {
+            self.delivery.sent(&picked, picked.frame.payload().len());
         }
         loop {
-            tokio::select! {
+            let ready = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return None,
-                changed = self.latest.changed() => changed.ok()?,
+                ready = self.delivery.ready() => ready,
+            };
+            if let Err(err) = ready {
+                info!(%err, "http viewer's stream ends");
+                return None;
             }
-            let Some(frame) = self.latest.borrow_and_update().clone() else { continue };
+            let Some(picked) = self.delivery.pick() else { continue };
             // Only JPEG can go out as image/jpeg; a relay forwards other encodings untouched.
-            if frame.header().encoding != Encoding::Jpeg {
+            if picked.frame.header().encoding != Encoding::Jpeg {
                 continue;
             }
-            let skipped = self.place.entry().picked(self.stream.frames_published());
-            let data = self.part(&frame);
-            self.written = Some((frame.payload().len(), frame.header().capture_us, skipped));
+            let data = self.part(&picked.frame);
+            self.written = Some(picked);
             self.in_flight.start();
             return Some((Ok(hyper::body::Frame::data(data)), self));
         }
@@ -231,9 +243,17 @@ mod tests {
             agent: String::new(),
             name: String::new(),
         };
+        let place = stream.viewers().join(identity);
+        let delivery = Delivery::new(
+            stream.clone(),
+            place.shared_entry(),
+            Want::Top,
+            LinkProbe::none(),
+            Duration::from_secs(1),
+        );
         let mut parts = Parts {
-            latest: stream.subscribe(),
-            place: stream.viewers().join(identity),
+            delivery,
+            place,
             stream: stream.clone(),
             in_flight: Arc::default(),
             shutdown: CancellationToken::new(),

@@ -43,6 +43,7 @@ use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::delivery::{Delivery, LinkProbe, Want};
 use crate::hub::Hub;
 use crate::server::accept_loop;
 use crate::socket;
@@ -94,6 +95,7 @@ impl HttpServer {
                 peer,
                 shutdown: shutdown.clone(),
                 in_flight: Arc::new(mjpeg::InFlight::default()),
+                link: LinkProbe::none(),
                 handshaking: Arc::new(Mutex::new(Some(permit))),
             };
             conn.run(tcp)
@@ -111,16 +113,23 @@ struct Conn {
     shutdown: CancellationToken,
     /// When the MJPEG part being written was handed to hyper, if one is.
     in_flight: Arc<mjpeg::InFlight>,
+    /// The connection's socket, for freshness pacing of a live stream.
+    link: LinkProbe,
     /// The connection's handshake place, until one of its requests becomes a live stream and
     /// takes a viewer place instead.
     handshaking: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
 }
 
 impl Conn {
-    async fn run(self, tcp: TcpStream) {
+    async fn run(mut self, tcp: TcpStream) {
         let config = self.hub.config().clone();
         if let Err(err) = socket::tune_sender(&tcp, config.notsent_lowat) {
             debug!(%err, "could not set socket options");
+        }
+        #[cfg(unix)]
+        if config.pacing {
+            // The socket stays open as long as the connection, which outlives its bodies.
+            self.link = LinkProbe::of(std::os::fd::AsRawFd::as_raw_fd(&tcp));
         }
         if let Some(left) = config.auth.as_ref().and_then(|a| a.penalty(self.peer.ip())) {
             debug!(?left, "closing a connection from an address that gave wrong tokens");
@@ -327,15 +336,30 @@ impl Conn {
                     &format!("no stream named '{name}' here; this server has: {known}"),
                 )
             }
-            (Endpoint::Snapshot, Some(stream)) => snapshot(&stream, &self.shutdown).await,
-            (Endpoint::Mjpeg, Some(_)) if head => mjpeg::head_response(),
-            (Endpoint::Mjpeg, Some(stream)) => self.start_mjpeg(stream, agent),
+            (Endpoint::Snapshot | Endpoint::Mjpeg, Some(stream)) => {
+                // `?layer=NAME|N|top|auto`: live streams default to the choice per link,
+                // snapshots to the full picture.
+                let asked = query_value(request.uri().query(), "layer");
+                let default = if route.endpoint == Endpoint::Mjpeg { "auto" } else { "top" };
+                let want = Want::parse(&asked.unwrap_or_else(|| default.to_owned()));
+                if let Err(reason) = want.check(&stream) {
+                    return text(StatusCode::NOT_FOUND, &reason);
+                }
+                match route.endpoint {
+                    Endpoint::Snapshot => {
+                        let layer = Delivery::layer_of(&want, &stream);
+                        snapshot(&stream, layer, &self.shutdown).await
+                    }
+                    _ if head => mjpeg::head_response(),
+                    _ => self.start_mjpeg(stream, agent, want),
+                }
+            }
         }
     }
 
     /// A live stream takes a viewer place (shared with the TCP port) instead of the
     /// connection's handshake place.
-    fn start_mjpeg(&self, stream: Arc<Stream>, agent: String) -> Response<Body> {
+    fn start_mjpeg(&self, stream: Arc<Stream>, agent: String, want: Want) -> Response<Body> {
         let Ok(slot) = self.hub.slots().clone().try_acquire_owned() else {
             let max = self.hub.config().max_viewers;
             warn!(%agent, max, "refusing viewer: server full");
@@ -356,7 +380,10 @@ impl Conn {
             agent,
             name: String::new(),
         };
-        mjpeg::response(stream, identity, slot, self.in_flight.clone(), self.shutdown.clone())
+        let live =
+            mjpeg::Live { want, link: self.link, stall_after: self.hub.config().viewer_timeout };
+        let (in_flight, shutdown) = (self.in_flight.clone(), self.shutdown.clone());
+        mjpeg::response(stream, identity, live, slot, in_flight, shutdown)
     }
 }
 
@@ -414,19 +441,19 @@ const SNAPSHOT_INTEREST: Duration = Duration::from_secs(10);
 /// How long a snapshot waits for a paused source's first frame.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
 
-/// The newest frame, byte for byte; 503 while there is none (after waking a paused source and
-/// waiting briefly for its first frame).
-async fn snapshot(stream: &Stream, shutdown: &CancellationToken) -> Response<Body> {
+/// The newest frame of `layer`, byte for byte; 503 while there is none (after waking a
+/// paused source and waiting briefly for its first frame).
+async fn snapshot(stream: &Stream, layer: usize, shutdown: &CancellationToken) -> Response<Body> {
     stream.want_frames_for(SNAPSHOT_INTEREST);
-    if stream.latest().is_none() {
-        let mut latest = stream.subscribe();
+    if stream.latest_of(layer).is_none() {
+        let mut latest = stream.subscribe_layer(layer);
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = timeout(SNAPSHOT_WAIT, latest.wait_for(Option::is_some)) => {}
         }
     }
-    let Some(frame) = stream.latest().filter(|f| f.header().encoding == framing::Encoding::Jpeg)
-    else {
+    let jpeg = |f: &framing::Frame| f.header().encoding == framing::Encoding::Jpeg;
+    let Some(frame) = stream.latest_of(layer).filter(jpeg) else {
         let source = stream.source();
         let mut response = text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -470,6 +497,12 @@ fn token_of<B>(request: &Request<B>) -> Vec<u8> {
         .find_map(|pair| pair.strip_prefix("token="))
         .map(|token| percent_decode(token.as_bytes()))
         .unwrap_or_default()
+}
+
+/// The value of `key` in a query string, `%XX` escapes undone.
+fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+    let value = query?.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))?;
+    Some(String::from_utf8_lossy(&percent_decode(value.as_bytes())).into_owned())
 }
 
 /// `%XX` escapes of a query value undone (a token may hold characters a URL must escape).

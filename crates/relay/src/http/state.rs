@@ -42,12 +42,24 @@ pub struct StreamState {
     pub source: SourceStatus,
     /// The newest frame, if there is one.
     pub frame: Option<FrameState>,
+    /// The quality layers, top first (just the full picture unless the source makes
+    /// smaller ones): each one's name and newest frame.
+    pub layers: Vec<LayerState>,
     /// Rates over the last second.
     pub rates: Rates,
     /// Counters since start.
     pub totals: Totals,
     /// Its viewers, oldest first.
     pub viewers: Vec<ViewerSnapshot>,
+}
+
+/// One quality layer of a stream.
+#[derive(Debug, Serialize)]
+pub struct LayerState {
+    /// Its name (`qvga`, `320x240`), or its number when the source named none.
+    pub name: String,
+    /// Its newest frame, if there is one.
+    pub frame: Option<FrameState>,
 }
 
 /// The newest frame of a stream.
@@ -92,16 +104,28 @@ impl StreamState {
             name: stream.name().to_owned(),
             default,
             source: stream.source(),
-            frame: stream.latest().map(|f| FrameState {
-                seq: f.header().seq,
-                width: f.header().width,
-                height: f.header().height,
-                bytes: f.payload().len(),
-                age_ms: crate::clock::age_ms(f.header().capture_us),
-            }),
+            frame: stream.latest().as_ref().map(FrameState::of),
+            layers: (0..stream.layer_count())
+                .map(|layer| LayerState {
+                    name: stream.layer_name(layer),
+                    frame: stream.latest_of(layer).as_ref().map(FrameState::of),
+                })
+                .collect(),
             rates: stream.rates(),
             totals: stream.totals(),
-            viewers: stream.viewers().snapshot(stream.frames_published()),
+            viewers: stream.viewers().snapshot(|layer| stream.frames_published_on(layer)),
+        }
+    }
+}
+
+impl FrameState {
+    fn of(f: &framing::Frame) -> FrameState {
+        FrameState {
+            seq: f.header().seq,
+            width: f.header().width,
+            height: f.header().height,
+            bytes: f.payload().len(),
+            age_ms: crate::clock::age_ms(f.header().capture_us),
         }
     }
 }
