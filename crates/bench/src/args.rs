@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bench::load::Load;
+use bench::load::{Load, Protocol};
 use bench::report::Output;
 use clap::{Args, Parser, Subcommand};
 
@@ -22,12 +22,18 @@ pub struct Cli {
 /// The default command: load one server.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The server to load, HOST:PORT (loopback or a test namespace only).
+    /// The server to load, HOST:PORT (loopback or a test namespace only); with --http, its
+    /// HTTP port.
     #[arg(long)]
     pub server: Option<String>,
+    /// HTTP viewers: each opens GET /stream.mjpg and parses the multipart stream (frame age
+    /// from X-Timestamp, new frames by X-Frame-Seq), instead of speaking dronecast.
+    #[arg(long)]
+    pub http: bool,
     #[command(flatten)]
     pub common: Common,
-    /// Viewers that connect, say hello and never read.
+    /// Viewers that connect, ask for the stream (a dronecast hello, or with --http the GET)
+    /// and never read.
     #[arg(long, default_value_t = 0)]
     pub stalled: usize,
     /// Sample this process's CPU and RSS (the server under test) during the window.
@@ -76,9 +82,12 @@ pub enum Cmd {
     /// Runs the relay at each viewer count, then the ceiling at the largest count that held
     /// the rate, and reports that as a fraction of the ceiling.
     Sweep {
-        /// The server to load, HOST:PORT.
+        /// The server to load, HOST:PORT (with --http, its HTTP port).
         #[arg(long)]
         server: String,
+        /// HTTP viewers (GET /stream.mjpg); the ceiling stays the dronecast writer.
+        #[arg(long)]
+        http: bool,
         /// The server's PID, for CPU and RSS.
         #[arg(long)]
         server_pid: Option<u32>,
@@ -128,16 +137,15 @@ pub enum Cmd {
 impl RunArgs {
     /// The load this command describes.
     pub fn load(&self) -> anyhow::Result<Load> {
-        let server = self.server.clone();
+        let server = self.server.as_deref();
+        let server = server.ok_or_else(|| anyhow::anyhow!("--server HOST:PORT is required"))?;
+        let (warmup, duration) = (self.common.warmup, self.common.duration);
         Ok(Load {
-            server: server.ok_or_else(|| anyhow::anyhow!("--server HOST:PORT is required"))?,
-            viewers: self.common.viewers,
+            protocol: if self.http { Protocol::Http } else { Protocol::Tcp },
             stalled: self.stalled,
             join_interval: self.join_interval_ms.map(Duration::from_millis),
-            warmup: self.common.warmup,
-            duration: self.common.duration,
             intervals: self.intervals,
-            count_repeats: false,
+            ..Load::new(server, self.common.viewers, warmup, duration)
         })
     }
 }

@@ -5,7 +5,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::load::ViewerResult;
+use crate::load::{Load, ViewerResult};
 
 /// Server-side samples taken during the window.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -27,6 +27,8 @@ pub struct ServerSample {
 pub struct Figures {
     /// `relay` or `ceiling`.
     pub mode: &'static str,
+    /// The viewers' port: `tcp` (dronecast) or `http` (MJPEG).
+    pub protocol: &'static str,
     /// Measuring viewers asked for.
     pub viewers: usize,
     /// Non-reading viewers.
@@ -103,15 +105,15 @@ fn thousandths(v: u64) -> f64 {
     v as f64 / 1000.0
 }
 
-/// Summarises a run.
+/// Summarises a run of `load`.
 pub fn summarize(
     mode: &'static str,
+    load: &Load,
     results: &[ViewerResult],
-    stalled: usize,
     secs: f64,
-    intervals: usize,
     server: ServerSample,
 ) -> Figures {
+    let intervals = load.intervals;
     let fps: Vec<f64> = results.iter().map(|r| r.frames as f64 / secs).collect();
     let fps_min = fps.iter().copied().min_by(f64::total_cmp).unwrap_or(0.0);
     let fps = Distribution::of(fps.iter().map(|f| (f * 1000.0) as u64));
@@ -139,8 +141,9 @@ pub fn summarize(
     errors.truncate(5);
     Figures {
         mode,
+        protocol: load.protocol.name(),
         viewers: results.len(),
-        stalled,
+        stalled: load.stalled,
         connected,
         duration_s: secs,
         fps_min,
@@ -166,7 +169,7 @@ impl Figures {
     pub fn table(&self) -> String {
         let opt = |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.1}{unit}"));
         let mut out = format!(
-            "{mode} | viewers {c}/{v} (+{s} stalled) over {d:.0} s\n\
+            "{mode} | {protocol} viewers {c}/{v} (+{s} stalled) over {d:.0} s\n\
              fps            min {fmin:.1}  p50 {fp50:.1}\n\
              frame age ms   p50 {a50:.2}  p99 {a99:.2}  max {amax:.2}\n\
              first frame ms p50 {f50:.2}  p99 {f99:.2}\n\
@@ -174,6 +177,7 @@ impl Figures {
              server         cpu {cpu} of one core, rss {rss} (start {rs}, end {re})\n\
              load generator cpu {bench} of one core (this machine has 2 cores in all)\n",
             mode = self.mode,
+            protocol = self.protocol,
             c = self.connected,
             v = self.viewers,
             s = self.stalled,
@@ -243,6 +247,8 @@ pub fn median(runs: &[Figures]) -> Option<Figures> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn viewer(frames: u64, ages_ms: &[u32]) -> ViewerResult {
@@ -260,12 +266,12 @@ mod tests {
     fn percentiles_are_within_a_thousandth() {
         // 100 ages of 1..=100 ms: p50 is 50 ms, p99 99 ms, the largest 100 ms.
         let ages: Vec<u32> = (1..=100).collect();
+        let load = Load { intervals: 2, ..Load::new("x", 2, Duration::ZERO, Duration::ZERO) };
         let f = summarize(
             "relay",
+            &load,
             &[viewer(300, &ages), viewer(290, &[])],
-            0,
             10.0,
-            2,
             ServerSample::default(),
         );
         let near = |got: f64, want: f64| (got - want).abs() <= want / 1000.0;
@@ -282,7 +288,8 @@ mod tests {
 
     #[test]
     fn no_frames_give_zeros_and_no_runs_no_median() {
-        let f = summarize("relay", &[], 0, 10.0, 1, ServerSample::default());
+        let load = Load::new("x", 0, Duration::ZERO, Duration::ZERO);
+        let f = summarize("relay", &load, &[], 10.0, ServerSample::default());
         assert_eq!((f.age_ms_p99, f.fps_p50, f.age_ms_max), (0.0, 0.0, 0.0));
         assert!(median(&[]).is_none());
         assert_eq!(median(&[f.clone(), f.clone(), f]).map(|m| m.mode), Some("median"));

@@ -6,6 +6,7 @@ mod args;
 use std::process::ExitCode;
 
 use args::{Cli, Cmd};
+use bench::load::Protocol;
 use bench::report::Output;
 use bench::slowlink::SlowLink;
 use bench::sweep::Sweep;
@@ -32,8 +33,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 async || bench::ceiling::measure(viewers, duration, warmup, frame_bytes).await;
             bench::repeat(common.repeat, common.output(), once).await
         }
-        Some(Cmd::Sweep { server, server_pid, counts, min_fps, duration, json }) => {
-            let sweep = Sweep { server, server_pid, counts, min_fps, duration };
+        Some(Cmd::Sweep { server, http, server_pid, counts, min_fps, duration, json }) => {
+            let protocol = if http { Protocol::Http } else { Protocol::Tcp };
+            let sweep = Sweep { server, protocol, server_pid, counts, min_fps, duration };
             bench::sweep::run(&sweep, Output { json }).await.map(drop)
         }
         Some(Cmd::Slowlink { drone, cache_server, rate_kbit, duration, intervals, lowat }) => {
