@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use bench::load::{Load, Protocol};
 use bench::report::Output;
 use clap::{Args, Parser, Subcommand};
@@ -36,6 +38,10 @@ pub struct RunArgs {
     /// and never read.
     #[arg(long, default_value_t = 0)]
     pub stalled: usize,
+    /// Viewer messages (small JSON) each measuring viewer sends the source a second, spread
+    /// evenly over the viewers; only to a source that takes messages (dronecast viewers only).
+    #[arg(long, default_value_t = 0.0, value_name = "R")]
+    pub messages_per_second: f64,
     /// Sample this process's CPU and RSS (the server under test) during the window.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -126,6 +132,23 @@ pub enum Cmd {
         #[arg(long, default_value_t = 16_384)]
         lowat: u32,
     },
+    /// Sends data for every frame: a JSON object of --bytes bytes, one UDP datagram each, at
+    /// --rate a second, to a drone started with `--meta-from udp:127.0.0.1:PORT`. Runs until
+    /// killed (or --duration).
+    Feed {
+        /// The drone's --meta-from address, 127.0.0.1:PORT.
+        #[arg(long)]
+        udp: SocketAddr,
+        /// Size of each JSON object, bytes (72 to 65536).
+        #[arg(long, default_value_t = 1024)]
+        bytes: usize,
+        /// Objects a second (the drone's frame rate puts data that is new on every frame).
+        #[arg(long, default_value_t = 30.0)]
+        rate: f64,
+        /// Stop after this many seconds (default: run until killed).
+        #[arg(long, value_parser = cli::args::seconds)]
+        duration: Option<Duration>,
+    },
     /// Internal: the ceiling's writer process. Prints its address, then serves.
     #[command(name = bench::ceiling::WRITER_SUBCOMMAND, hide = true)]
     CeilingWriter {
@@ -139,12 +162,20 @@ impl RunArgs {
     pub fn load(&self) -> anyhow::Result<Load> {
         let server = self.server.as_deref();
         let server = server.ok_or_else(|| anyhow::anyhow!("--server HOST:PORT is required"))?;
+        let rate = self.messages_per_second;
+        if !(rate.is_finite() && (0.0..=1000.0).contains(&rate)) {
+            anyhow::bail!("--messages-per-second must be between 0 and 1000");
+        }
+        if self.http && rate > 0.0 {
+            anyhow::bail!("--messages-per-second needs dronecast viewers: HTTP has no way back");
+        }
         let (warmup, duration) = (self.common.warmup, self.common.duration);
         Ok(Load {
             protocol: if self.http { Protocol::Http } else { Protocol::Tcp },
             stalled: self.stalled,
             join_interval: self.join_interval_ms.map(Duration::from_millis),
             intervals: self.intervals,
+            messages_per_second: rate,
             ..Load::new(server, self.common.viewers, warmup, duration)
         })
     }

@@ -66,6 +66,16 @@ pub struct Figures {
     /// Frame age p99 in each of `intervals` equal slices of the window (to show whether
     /// age grows over time); empty when not asked for.
     pub age_ms_p99_series: Vec<f64>,
+    /// Bytes of per-frame data (the source's `meta`) a counted frame carried, on average.
+    pub meta_bytes_avg: f64,
+    /// Percent of counted frames whose data was new at the source rather than repeated.
+    pub meta_fresh_pct: f64,
+    /// Messages each viewer was asked to send a second (0: none).
+    pub messages_asked_per_viewer_s: f64,
+    /// Messages all viewers sent the source in the window, per second.
+    pub messages_per_s: f64,
+    /// Viewers that were to send messages but whose source takes none (so sent none).
+    pub messages_not_taken: usize,
     /// The first few viewer errors, for diagnosis.
     pub errors: Vec<String>,
 }
@@ -136,6 +146,11 @@ pub fn summarize(
     } else {
         Vec::new()
     };
+    let counted: u64 = results.iter().map(|r| r.frames).sum();
+    let per_frame = |total: u64| if counted == 0 { 0.0 } else { total as f64 / counted as f64 };
+    let meta_bytes_avg = per_frame(results.iter().map(|r| r.meta_bytes).sum());
+    let meta_fresh_pct = 100.0 * per_frame(results.iter().map(|r| r.meta_fresh).sum());
+    let messages: u64 = results.iter().map(|r| r.messages_sent).sum();
     let mut errors: Vec<String> = results.iter().filter_map(|r| r.error.clone()).collect();
     errors.dedup();
     errors.truncate(5);
@@ -160,6 +175,11 @@ pub fn summarize(
         server_rss_end_mb: server.rss_end_mb,
         bench_cpu_pct: server.bench_cpu_pct,
         age_ms_p99_series,
+        meta_bytes_avg,
+        meta_fresh_pct,
+        messages_asked_per_viewer_s: load.messages_per_second,
+        messages_per_s: messages as f64 / secs,
+        messages_not_taken: results.iter().filter(|r| r.messages_not_taken).count(),
         errors,
     }
 }
@@ -206,6 +226,26 @@ impl Figures {
                 self.age_ms_p99_series.iter().map(|a| format!("{a:.1}")).collect();
             out.push_str(&format!("age p99 by slice of the window, ms: {}\n", series.join(" ")));
         }
+        if self.meta_bytes_avg > 0.0 {
+            out.push_str(&format!(
+                "frame data     {:.0} bytes a frame, new on {:.1}% of frames\n",
+                self.meta_bytes_avg, self.meta_fresh_pct
+            ));
+        }
+        if self.messages_asked_per_viewer_s > 0.0 {
+            let per_viewer = self.messages_per_s / self.viewers.max(1) as f64;
+            out.push_str(&format!(
+                "messages       {:.1}/s sent in all, {per_viewer:.2}/s per viewer (asked {})\n",
+                self.messages_per_s, self.messages_asked_per_viewer_s
+            ));
+        }
+        if self.messages_not_taken > 0 {
+            out.push_str(&format!(
+                "warning: {} viewers sent no messages: the source takes none (a drone needs \
+                 --messages-to)\n",
+                self.messages_not_taken
+            ));
+        }
         for err in &self.errors {
             out.push_str(&format!("viewer error: {err}\n"));
         }
@@ -240,6 +280,9 @@ pub fn median(runs: &[Figures]) -> Option<Figures> {
     out.server_rss_start_mb = mid_opt(&|s| s.server_rss_start_mb);
     out.server_rss_end_mb = mid_opt(&|s| s.server_rss_end_mb);
     out.bench_cpu_pct = mid_opt(&|s| s.bench_cpu_pct);
+    out.meta_bytes_avg = mid(&|s| s.meta_bytes_avg);
+    out.meta_fresh_pct = mid(&|s| s.meta_fresh_pct);
+    out.messages_per_s = mid(&|s| s.messages_per_s);
     out.connected = runs.iter().map(|s| s.connected).min().unwrap_or(0);
     out.mode = "median";
     Some(out)

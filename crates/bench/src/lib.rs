@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //! - [`load`] — the load generator: measuring viewers and stalled ones, on the dronecast port
-//!   or the HTTP port.
+//!   or the HTTP port, optionally sending the source messages.
 //! - [`mjpeg`] — the HTTP viewer's parser: response head, chunked encoding, multipart parts.
+//! - [`feed`] — data for every frame: JSON datagrams to a drone's `--meta-from udp:…`.
 //! - [`figures`] — one run's figures from the per-viewer results (percentiles from an HDR
 //!   histogram), as a table or JSON, and the median of several runs.
 //! - [`report`] — printing runs, their median and the capacity line, as tables or JSON.
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod ceiling;
+pub mod feed;
 pub mod figures;
 pub mod load;
 pub mod mjpeg;

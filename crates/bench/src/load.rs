@@ -1,18 +1,18 @@
 //! The load generator: N measuring viewers (plus K that never read) against one server, all
 //! in this process, each on its own tokio task. Viewers speak the dronecast protocol (the TCP
 //! port) or HTTP (`GET /stream.mjpg` on the HTTP port, parsed by [`crate::mjpeg`]); both
-//! report the same figures.
+//! report the same figures. Dronecast viewers can also send the source messages.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use framing::{Hello, Role};
+use framing::{Hello, Role, ViewerMessage};
 use relay::clock::now_us;
-use relay::{SubscribeOptions, subscribe};
+use relay::{SubscribeOptions, Subscription, subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout};
+use tokio::time::{Instant, Interval, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::mjpeg;
@@ -72,6 +72,9 @@ pub struct Load {
     pub intervals: usize,
     /// Count every frame, not just new ones (the ceiling writer repeats one frame).
     pub count_repeats: bool,
+    /// Viewer messages each measuring viewer sends the source a second (0: none). Dronecast
+    /// viewers only, and only to a source whose hello says it takes them.
+    pub messages_per_second: f64,
 }
 
 impl Load {
@@ -87,6 +90,7 @@ impl Load {
             duration,
             intervals: 1,
             count_repeats: false,
+            messages_per_second: 0.0,
         }
     }
 }
@@ -107,6 +111,14 @@ pub struct ViewerResult {
     pub ages_us: Vec<u32>,
     /// When each of those frames arrived, ms since the window opened.
     pub arrivals_ms: Vec<u32>,
+    /// Bytes of per-frame data (the frame's `meta`) on the counted frames.
+    pub meta_bytes: u64,
+    /// Counted frames whose data was new at the source (not repeated).
+    pub meta_fresh: u64,
+    /// Messages sent to the source inside the window.
+    pub messages_sent: u64,
+    /// Messages were asked for but the source takes none, so none were sent.
+    pub messages_not_taken: bool,
 }
 
 /// The window in µs since the Unix epoch; `u64::MAX` while not yet set.
@@ -150,11 +162,11 @@ where
         }
     }
     let mut tasks = Vec::with_capacity(load.viewers);
-    for _ in 0..load.viewers {
+    for index in 0..load.viewers {
         let shared = shared.clone();
         tasks.push(tokio::spawn(async move {
             match shared.load.protocol {
-                Protocol::Tcp => tcp_viewer(&shared).await,
+                Protocol::Tcp => tcp_viewer(&shared, index).await,
                 Protocol::Http => http_viewer(&shared).await,
             }
         }));
@@ -181,7 +193,7 @@ where
 }
 
 /// Counts a frame that arrived at `now` (µs) if it falls in the window: new ones only, unless
-/// counting repeats.
+/// counting repeats. Returns whether it was counted.
 fn count(
     shared: &Shared,
     result: &mut ViewerResult,
@@ -189,10 +201,10 @@ fn count(
     new: bool,
     capture_us: Option<u64>,
     wire_len: usize,
-) {
+) -> bool {
     let count_repeats = shared.load.count_repeats;
     if !shared.window.contains(now) || !(new || count_repeats) {
-        return;
+        return false;
     }
     result.frames += 1;
     result.bytes += wire_len as u64;
@@ -201,14 +213,17 @@ fn count(
         result.ages_us.push(age as u32);
         result.arrivals_ms.push(shared.window.since_start_ms(now));
     }
+    true
 }
 
-/// A dronecast viewer.
-async fn tcp_viewer(shared: &Shared) -> ViewerResult {
+/// A dronecast viewer; with `messages_per_second`, it also sends the source messages, the
+/// viewers' sends spread evenly over each period (viewer `index` of all of them).
+async fn tcp_viewer(shared: &Shared, index: usize) -> ViewerResult {
     let mut result = ViewerResult::default();
     let t0 = Instant::now();
     let options = SubscribeOptions {
         agent: AGENT.into(),
+        name: format!("bench-{index}"),
         connect_timeout: JOIN_PATIENCE,
         handshake_timeout: JOIN_PATIENCE,
         idle_timeout: IDLE_PATIENCE,
@@ -221,10 +236,25 @@ async fn tcp_viewer(shared: &Shared) -> ViewerResult {
             return result;
         }
     };
+    let mut messages = message_ticks(&shared.load, index, &sub, &mut result);
+    let mut sent_here = 0u64;
     let mut last: Option<(u64, u64)> = None;
     loop {
+        // `next_frame` is cancel-safe: a frame half read when a tick comes stays buffered.
         let next = tokio::select! {
             _ = shared.done.cancelled() => break,
+            _ = tick(&mut messages) => {
+                sent_here += 1;
+                let payload = format!(r#"{{"bench":"relay-bench","viewer":{index},"n":{sent_here}}}"#);
+                if let Err(err) = sub.send_message(&ViewerMessage::new(payload)).await {
+                    result.error = Some(err.to_string());
+                    break;
+                }
+                if shared.window.contains(now_us()) {
+                    result.messages_sent += 1;
+                }
+                continue;
+            }
             next = sub.next_frame() => next,
         };
         let frame = match next {
@@ -245,10 +275,44 @@ async fn tcp_viewer(shared: &Shared) -> ViewerResult {
         let h = frame.header();
         let new = last != Some((h.seq, h.capture_us));
         last = Some((h.seq, h.capture_us));
-        count(shared, &mut result, now, new, Some(h.capture_us), frame.wire_len());
+        if count(shared, &mut result, now, new, Some(h.capture_us), frame.wire_len()) {
+            result.meta_bytes += frame.meta().len() as u64;
+            result.meta_fresh += u64::from(frame.meta_is_fresh());
+        }
     }
     sub.close().await;
     result
+}
+
+/// The message clock of viewer `index`, if it is to send messages and the source takes them.
+fn message_ticks(
+    load: &Load,
+    index: usize,
+    sub: &Subscription,
+    result: &mut ViewerResult,
+) -> Option<Interval> {
+    if load.messages_per_second <= 0.0 {
+        return None;
+    }
+    if !sub.takes_messages() {
+        result.messages_not_taken = true;
+        return None;
+    }
+    let period = Duration::from_secs_f64(1.0 / load.messages_per_second);
+    let phase = period.mul_f64(index as f64 / load.viewers.max(1) as f64);
+    let mut ticks = tokio::time::interval_at(Instant::now() + phase, period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    Some(ticks)
+}
+
+/// The next tick, or never.
+async fn tick(ticks: &mut Option<Interval>) {
+    match ticks {
+        Some(ticks) => {
+            ticks.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// An HTTP viewer: `GET /stream.mjpg`, frame age from `X-Timestamp`, new frames by

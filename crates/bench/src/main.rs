@@ -6,6 +6,7 @@ mod args;
 use std::process::ExitCode;
 
 use args::{Cli, Cmd};
+use bench::feed::Feed;
 use bench::load::Protocol;
 use bench::report::Output;
 use bench::slowlink::SlowLink;
@@ -43,6 +44,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let link =
                 SlowLink { drone, cache_server, rate_kbit, notsent_lowat, duration, intervals };
             bench::slowlink::run_on_and_off(link).await
+        }
+        Some(Cmd::Feed { udp, bytes, rate, duration }) => {
+            bench::feed::run(&Feed { to: udp, bytes, rate, duration }).await.map(drop)
         }
         Some(Cmd::CeilingWriter { frame_bytes }) => bench::ceiling::serve_child(frame_bytes).await,
     }

@@ -1,7 +1,8 @@
 //! The load generator against a real relay in this process: a stream published at 30 fps with
 //! data on every frame, served on both ports. The dronecast and the HTTP viewers report the
-//! same figures, and a stalled HTTP viewer harms nobody.
+//! same figures, messages reach the source, and a stalled HTTP viewer harms nobody.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bench::load::{Load, Protocol};
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 struct Relay {
     tcp: String,
     http: String,
+    stream: Arc<Stream>,
     stop: CancellationToken,
 }
 
@@ -50,7 +52,7 @@ async fn relay() -> Relay {
             publisher.publish(frame).expect("small frame");
         }
     });
-    Relay { tcp: tcp_addr, http: http_addr, stop }
+    Relay { tcp: tcp_addr, http: http_addr, stream, stop }
 }
 
 fn load(server: &str, protocol: Protocol) -> Load {
@@ -73,4 +75,35 @@ async fn http_and_tcp_viewers_report_the_same_figures() {
         assert!(f.gbit_s > 0.0 && f.first_frame_ms_p99 > 0.0, "{f:?}");
     }
     assert_eq!((tcp.protocol, http.protocol, http.stalled), ("tcp", "http", 1));
+    // Dronecast viewers see each frame's data; HTTP parts carry only the JPEG.
+    assert_eq!(tcp.meta_bytes_avg, 1024.0);
+    assert_eq!(tcp.meta_fresh_pct, 100.0);
+    assert_eq!(http.meta_bytes_avg, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_reach_a_source_that_takes_them_and_no_other() {
+    let relay = relay().await;
+    let with_messages = Load { messages_per_second: 4.0, ..load(&relay.tcp, Protocol::Tcp) };
+    let ignored = bench::measure("relay", &with_messages, None).await;
+    assert_eq!(ignored.messages_not_taken, 5, "a source without an inbox: none sent");
+    assert_eq!(ignored.messages_per_s, 0.0);
+
+    let mut inbox = relay.stream.take_messages(1024);
+    let sent = bench::measure("relay", &with_messages, None).await;
+    relay.stop.cancel();
+    assert!(sent.errors.is_empty(), "{:?}", sent.errors);
+    assert_eq!(sent.messages_not_taken, 0);
+    // 5 viewers × 4 a second over a 2 s window: 20 a second, give or take a tick at the edges.
+    assert!((17.0..=23.0).contains(&sent.messages_per_s), "{}", sent.messages_per_s);
+    let mut names = std::collections::BTreeSet::new();
+    let mut received = 0;
+    while let Ok(message) = inbox.try_recv() {
+        let json: serde_json::Value = serde_json::from_slice(&message.payload).expect("JSON");
+        assert_eq!(json["bench"], "relay-bench");
+        names.insert(message.name);
+        received += 1;
+    }
+    assert!(received >= 40, "{received}: the window's and the warm-up's");
+    assert_eq!(names.len(), 5, "{names:?}");
 }
