@@ -40,7 +40,8 @@ start() {
   # Readiness: the cache-server logs its upstream connection ("back" if its first dial came
   # before the drone listened).
   for _ in $(seq 200); do grep -qE "upstream (connected|back)" /tmp/dronecast-bench-cache.log && return; sleep 0.05; done
-  echo "cache-server did not connect upstream" >&2; exit 1
+  echo "cache-server did not connect upstream; the drone's and its logs end:" >&2
+  tail -n 5 /tmp/dronecast-bench-drone.log /tmp/dronecast-bench-cache.log >&2; exit 1
 }
 # start_with_data: as start, with the drone taking 1 KiB of JSON for every frame (fed at its
 # 30 fps over UDP by relay-bench feed) and viewer messages (written to /dev/null).
