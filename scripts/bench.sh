@@ -1,33 +1,59 @@
 #!/usr/bin/env bash
 # Reproduces the figures of docs/BENCHMARKS.md on this machine, all on loopback (target 6 in
-# network namespaces it creates; needs root). Usage: scripts/bench.sh [TARGET...]  (1–8; all
-# by default; 8 is the drone's JPEG encoders). RUNS=3 sets the repeats whose medians are
-# reported.
+# network namespaces it creates; needs root). Usage: scripts/bench.sh [TARGET...]  (1–10; all
+# by default; 8 is the drone's JPEG encoders, 9 the HTTP port (9a, 9b, 9c: its three
+# targets), 10 data and messages). RUNS=3
+# sets the repeats whose medians are reported. The ports (loopback) can be moved with
+# DRONE_PORT, CACHE_PORT, HTTP_PORT and META_PORT, e.g. when another copy is running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 T=target/release
-targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(1 2 3 4 5 6 7 8)
+DRONE=127.0.0.1:${DRONE_PORT:-29999}
+CACHE=127.0.0.1:${CACHE_PORT:-29998}
+HTTP=127.0.0.1:${HTTP_PORT:-29980}
+META=127.0.0.1:${META_PORT:-29970}
+targets=()
+for t in "${@:-1 2 3 4 5 6 7 8 9 10}"; do
+  for u in $t; do [ "$u" = 9 ] && targets+=(9a 9b 9c) || targets+=("$u"); done
+done
 
 cargo build --release --bins -q
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-DPID= CPID=
-stop() { [ -n "$CPID" ] && kill "$CPID" 2>/dev/null; [ -n "$DPID" ] && kill "$DPID" 2>/dev/null; wait 2>/dev/null || true; DPID= CPID=; }
+DPID= CPID= FPID=
+stop() {
+  for pid in $FPID $CPID $DPID; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true; DPID= CPID= FPID=
+}
 trap stop EXIT
-# start [cache-server flags…]: test-pattern drone (640x480, q80, 30 fps) → cache-server.
+# start [cache-server flags…]: test-pattern drone (640x480, q80, 30 fps; extra flags in the
+# array DRONE_FLAGS) → cache-server, with its HTTP port on $HTTP.
+DRONE_FLAGS=()
 start() {
   stop
-  $T/drone --listen 127.0.0.1:29999 --source test 2>/tmp/dronecast-bench-drone.log &
+  $T/drone --listen $DRONE --source test "${DRONE_FLAGS[@]}" >/dev/null 2>/tmp/dronecast-bench-drone.log &
   DPID=$!
-  $T/cache-server --upstream 127.0.0.1:29999 --listen 127.0.0.1:29998 --http 127.0.0.1:29980 "$@" 2>/tmp/dronecast-bench-cache.log &
+  for _ in $(seq 200); do grep -q "drone serving" /tmp/dronecast-bench-drone.log && break; sleep 0.05; done
+  $T/cache-server --upstream $DRONE --listen $CACHE --http $HTTP "$@" 2>/tmp/dronecast-bench-cache.log &
   CPID=$!
-  # Readiness: the cache-server logs its upstream connection.
-  for _ in $(seq 200); do grep -q "upstream connected" /tmp/dronecast-bench-cache.log && return; sleep 0.05; done
-  echo "cache-server did not connect upstream" >&2; exit 1
+  # Readiness: the cache-server logs its upstream connection ("back" if its first dial came
+  # before the drone listened).
+  for _ in $(seq 200); do grep -qE "upstream (connected|back)" /tmp/dronecast-bench-cache.log && return; sleep 0.05; done
+  echo "cache-server did not connect upstream; the drone's and its logs end:" >&2
+  tail -n 5 /tmp/dronecast-bench-drone.log /tmp/dronecast-bench-cache.log >&2; exit 1
 }
-bench() { $T/relay-bench --server 127.0.0.1:29998 --server-pid "$CPID" "$@"; }
+# start_with_data: as start, with the drone taking 1 KiB of JSON for every frame (fed at its
+# 30 fps over UDP by relay-bench feed) and viewer messages (written to /dev/null).
+start_with_data() {
+  DRONE_FLAGS=(--meta-from "udp:$META" --messages-to stdout)
+  start "$@"
+  DRONE_FLAGS=()
+  $T/relay-bench feed --udp $META --bytes 1024 --rate 30 &
+  FPID=$!
+}
+bench() { $T/relay-bench --server $CACHE --server-pid "$CPID" "$@"; }
+http_bench() { $T/relay-bench --http --server $HTTP --server-pid "$CPID" "$@"; }
 
 echo "# $(date -u +%FT%TZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 echo "# drone, cache-server and relay-bench all share these cores"
@@ -36,7 +62,7 @@ for t in "${targets[@]}"; do
     1) echo "## 1. 1000 viewers"; start; bench --viewers 1000 --duration 20 --warmup 3 --repeat "$RUNS" ;;
     2) echo "## 2. 200 viewers"; start; bench --viewers 200 --duration 20 --repeat "$RUNS" ;;
     3) echo "## 3. capacity sweep"; start
-       $T/relay-bench sweep --server 127.0.0.1:29998 --server-pid "$CPID" --counts 1000,1500,2000,2500,3000,4000 --duration 10 ;;
+       $T/relay-bench sweep --server $CACHE --server-pid "$CPID" --counts 1000,1500,2000,2500,3000,4000 --duration 10 ;;
     4) echo "## 4a. 100 viewers, none stalled"; start; bench --viewers 100 --duration 20 --repeat "$RUNS"
        echo "## 4b. 100 viewers and one that never reads"; start; bench --viewers 100 --stalled 1 --duration 20 --repeat "$RUNS"
        echo "## 4c. the same over 60 s, for RSS"; start; bench --viewers 100 --stalled 1 --duration 60 --intervals 6 ;;
@@ -46,5 +72,16 @@ for t in "${targets[@]}"; do
     7) echo "## 7. frame header micro-benchmarks"; cargo bench -q -p framing --bench header 2>/dev/null | grep -E "^[a-z].*|time:" ;;
     8) echo "## 8. JPEG encoders (drone), 640x480 q80"; stop
        cargo bench -q -p drone --bench encode 2>/dev/null | grep -E "^[a-z].*|time:|thrpt:" ;;
+    9a) echo "## 9a. 200 viewers: dronecast, then HTTP (CPU ratio)"
+       start; bench --viewers 200 --duration 20 --repeat "$RUNS"
+       start; http_bench --viewers 200 --duration 20 --repeat "$RUNS" ;;
+    9b) echo "## 9b. 1000 HTTP viewers"; start; http_bench --viewers 1000 --duration 20 --warmup 3 --repeat "$RUNS" ;;
+    9c) echo "## 9c. 100 HTTP viewers, none stalled"; start; http_bench --viewers 100 --duration 20 --repeat "$RUNS"
+       echo "## 9c. 100 HTTP viewers and one that sends its GET and never reads"
+       start; http_bench --viewers 100 --stalled 1 --duration 20 --repeat "$RUNS"
+       echo "## 9c. the same over 60 s, for RSS"; start; http_bench --viewers 100 --stalled 1 --duration 60 --intervals 6 ;;
+    10) echo "## 10a. 200 viewers, no data, no messages"; start; bench --viewers 200 --duration 20 --repeat "$RUNS"
+        echo "## 10b. 200 viewers, 1 KiB of JSON on every frame, a message per viewer a second"
+        start_with_data; bench --viewers 200 --duration 20 --messages-per-second 1 --repeat "$RUNS" ;;
   esac
 done

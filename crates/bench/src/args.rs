@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use bench::load::Load;
+use std::net::SocketAddr;
+
+use bench::load::{Load, Protocol};
 use bench::report::Output;
 use clap::{Args, Parser, Subcommand};
 
@@ -24,14 +26,24 @@ pub struct Cli {
 /// The default command: load one server.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The server to load, HOST:PORT (loopback or a test namespace only).
+    /// The server to load, HOST:PORT (loopback or a test namespace only); with --http, its
+    /// HTTP port.
     #[arg(long)]
     pub server: Option<String>,
+    /// HTTP viewers: each opens GET /stream.mjpg and parses the multipart stream (frame age
+    /// from X-Timestamp, new frames by X-Frame-Seq), instead of speaking dronecast.
+    #[arg(long)]
+    pub http: bool,
     #[command(flatten)]
     pub common: Common,
-    /// Viewers that connect, say hello and never read.
+    /// Viewers that connect, ask for the stream (a dronecast hello, or with --http the GET)
+    /// and never read.
     #[arg(long, default_value_t = 0)]
     pub stalled: usize,
+    /// Viewer messages (small JSON) each measuring viewer sends the source a second, spread
+    /// evenly over the viewers; only to a source that takes messages (dronecast viewers only).
+    #[arg(long, default_value_t = 0.0, value_name = "R")]
+    pub messages_per_second: f64,
     /// Sample this process's CPU and RSS (the server under test) during the window.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -78,9 +90,12 @@ pub enum Cmd {
     /// Runs the relay at each viewer count, then the ceiling at the largest count that held
     /// the rate, and reports that as a fraction of the ceiling.
     Sweep {
-        /// The server to load, HOST:PORT.
+        /// The server to load, HOST:PORT (with --http, its HTTP port).
         #[arg(long)]
         server: String,
+        /// HTTP viewers (GET /stream.mjpg); the ceiling stays the dronecast writer.
+        #[arg(long)]
+        http: bool,
         /// The server's PID, for CPU and RSS.
         #[arg(long)]
         server_pid: Option<u32>,
@@ -119,6 +134,23 @@ pub enum Cmd {
         #[arg(long, default_value_t = 16_384)]
         lowat: u32,
     },
+    /// Sends data for every frame: a JSON object of --bytes bytes, one UDP datagram each, at
+    /// --rate a second, to a drone started with `--meta-from udp:127.0.0.1:PORT`. Runs until
+    /// killed (or --duration).
+    Feed {
+        /// The drone's --meta-from address, 127.0.0.1:PORT.
+        #[arg(long)]
+        udp: SocketAddr,
+        /// Size of each JSON object, bytes (72 to 65536).
+        #[arg(long, default_value_t = 1024)]
+        bytes: usize,
+        /// Objects a second (the drone's frame rate puts data that is new on every frame).
+        #[arg(long, default_value_t = 30.0)]
+        rate: f64,
+        /// Stop after this many seconds (default: run until killed).
+        #[arg(long, value_parser = cli::args::seconds)]
+        duration: Option<Duration>,
+    },
     /// Internal: the ceiling's writer process. Prints its address, then serves.
     #[command(name = bench::ceiling::WRITER_SUBCOMMAND, hide = true)]
     CeilingWriter {
@@ -130,16 +162,23 @@ pub enum Cmd {
 impl RunArgs {
     /// The load this command describes.
     pub fn load(&self) -> anyhow::Result<Load> {
-        let server = self.server.clone();
+        let server = self.server.as_deref();
+        let server = server.ok_or_else(|| anyhow::anyhow!("--server HOST:PORT is required"))?;
+        let rate = self.messages_per_second;
+        if !(rate.is_finite() && (0.0..=1000.0).contains(&rate)) {
+            anyhow::bail!("--messages-per-second must be between 0 and 1000");
+        }
+        if self.http && rate > 0.0 {
+            anyhow::bail!("--messages-per-second needs dronecast viewers: HTTP has no way back");
+        }
+        let (warmup, duration) = (self.common.warmup, self.common.duration);
         Ok(Load {
-            server: server.ok_or_else(|| anyhow::anyhow!("--server HOST:PORT is required"))?,
-            viewers: self.common.viewers,
+            protocol: if self.http { Protocol::Http } else { Protocol::Tcp },
             stalled: self.stalled,
             join_interval: self.join_interval_ms.map(Duration::from_millis),
-            warmup: self.common.warmup,
-            duration: self.common.duration,
             intervals: self.intervals,
-            count_repeats: false,
+            messages_per_second: rate,
+            ..Load::new(server, self.common.viewers, warmup, duration)
         })
     }
 }

@@ -44,16 +44,7 @@ pub async fn measure(
         BufReader::new(stdout).read_line(&mut line).map(|_| line)
     });
     let line = first_line.await?.context("the ceiling writer said nothing")?;
-    let load = Load {
-        server: line.trim().to_owned(),
-        viewers,
-        stalled: 0,
-        join_interval: None,
-        warmup,
-        duration,
-        intervals: 1,
-        count_repeats: true,
-    };
+    let load = Load { count_repeats: true, ..Load::new(line.trim(), viewers, warmup, duration) };
     let figures = crate::measure("ceiling", &load, Some(child.id())).await;
     let _ = child.kill();
     let _ = child.wait();

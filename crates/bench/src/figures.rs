@@ -5,7 +5,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::load::ViewerResult;
+use crate::load::{Load, ViewerResult};
 
 /// Server-side samples taken during the window.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -27,6 +27,8 @@ pub struct ServerSample {
 pub struct Figures {
     /// `relay` or `ceiling`.
     pub mode: &'static str,
+    /// The viewers' port: `tcp` (dronecast) or `http` (MJPEG).
+    pub protocol: &'static str,
     /// Measuring viewers asked for.
     pub viewers: usize,
     /// Non-reading viewers.
@@ -64,6 +66,16 @@ pub struct Figures {
     /// Frame age p99 in each of `intervals` equal slices of the window (to show whether
     /// age grows over time); empty when not asked for.
     pub age_ms_p99_series: Vec<f64>,
+    /// Bytes of per-frame data (the source's `meta`) a counted frame carried, on average.
+    pub meta_bytes_avg: f64,
+    /// Percent of counted frames whose data was new at the source rather than repeated.
+    pub meta_fresh_pct: f64,
+    /// Messages each viewer was asked to send a second (0: none).
+    pub messages_asked_per_viewer_s: f64,
+    /// Messages all viewers sent the source in the window, per second.
+    pub messages_per_s: f64,
+    /// Viewers that were to send messages but whose source takes none (so sent none).
+    pub messages_not_taken: usize,
     /// The first few viewer errors, for diagnosis.
     pub errors: Vec<String>,
 }
@@ -103,15 +115,15 @@ fn thousandths(v: u64) -> f64 {
     v as f64 / 1000.0
 }
 
-/// Summarises a run.
+/// Summarises a run of `load`.
 pub fn summarize(
     mode: &'static str,
+    load: &Load,
     results: &[ViewerResult],
-    stalled: usize,
     secs: f64,
-    intervals: usize,
     server: ServerSample,
 ) -> Figures {
+    let intervals = load.intervals;
     let fps: Vec<f64> = results.iter().map(|r| r.frames as f64 / secs).collect();
     let fps_min = fps.iter().copied().min_by(f64::total_cmp).unwrap_or(0.0);
     let fps = Distribution::of(fps.iter().map(|f| (f * 1000.0) as u64));
@@ -134,13 +146,19 @@ pub fn summarize(
     } else {
         Vec::new()
     };
+    let counted: u64 = results.iter().map(|r| r.frames).sum();
+    let per_frame = |total: u64| if counted == 0 { 0.0 } else { total as f64 / counted as f64 };
+    let meta_bytes_avg = per_frame(results.iter().map(|r| r.meta_bytes).sum());
+    let meta_fresh_pct = 100.0 * per_frame(results.iter().map(|r| r.meta_fresh).sum());
+    let messages: u64 = results.iter().map(|r| r.messages_sent).sum();
     let mut errors: Vec<String> = results.iter().filter_map(|r| r.error.clone()).collect();
     errors.dedup();
     errors.truncate(5);
     Figures {
         mode,
+        protocol: load.protocol.name(),
         viewers: results.len(),
-        stalled,
+        stalled: load.stalled,
         connected,
         duration_s: secs,
         fps_min,
@@ -157,6 +175,11 @@ pub fn summarize(
         server_rss_end_mb: server.rss_end_mb,
         bench_cpu_pct: server.bench_cpu_pct,
         age_ms_p99_series,
+        meta_bytes_avg,
+        meta_fresh_pct,
+        messages_asked_per_viewer_s: load.messages_per_second,
+        messages_per_s: messages as f64 / secs,
+        messages_not_taken: results.iter().filter(|r| r.messages_not_taken).count(),
         errors,
     }
 }
@@ -166,7 +189,7 @@ impl Figures {
     pub fn table(&self) -> String {
         let opt = |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.1}{unit}"));
         let mut out = format!(
-            "{mode} | viewers {c}/{v} (+{s} stalled) over {d:.0} s\n\
+            "{mode} | {protocol} viewers {c}/{v} (+{s} stalled) over {d:.0} s\n\
              fps            min {fmin:.1}  p50 {fp50:.1}\n\
              frame age ms   p50 {a50:.2}  p99 {a99:.2}  max {amax:.2}\n\
              first frame ms p50 {f50:.2}  p99 {f99:.2}\n\
@@ -174,6 +197,7 @@ impl Figures {
              server         cpu {cpu} of one core, rss {rss} (start {rs}, end {re})\n\
              load generator cpu {bench} of one core (this machine has 2 cores in all)\n",
             mode = self.mode,
+            protocol = self.protocol,
             c = self.connected,
             v = self.viewers,
             s = self.stalled,
@@ -201,6 +225,26 @@ impl Figures {
             let series: Vec<String> =
                 self.age_ms_p99_series.iter().map(|a| format!("{a:.1}")).collect();
             out.push_str(&format!("age p99 by slice of the window, ms: {}\n", series.join(" ")));
+        }
+        if self.meta_bytes_avg > 0.0 {
+            out.push_str(&format!(
+                "frame data     {:.0} bytes a frame, new on {:.1}% of frames\n",
+                self.meta_bytes_avg, self.meta_fresh_pct
+            ));
+        }
+        if self.messages_asked_per_viewer_s > 0.0 {
+            let per_viewer = self.messages_per_s / self.viewers.max(1) as f64;
+            out.push_str(&format!(
+                "messages       {:.1}/s sent in all, {per_viewer:.2}/s per viewer (asked {})\n",
+                self.messages_per_s, self.messages_asked_per_viewer_s
+            ));
+        }
+        if self.messages_not_taken > 0 {
+            out.push_str(&format!(
+                "warning: {} viewers sent no messages: the source takes none (a drone needs \
+                 --messages-to)\n",
+                self.messages_not_taken
+            ));
         }
         for err in &self.errors {
             out.push_str(&format!("viewer error: {err}\n"));
@@ -236,6 +280,9 @@ pub fn median(runs: &[Figures]) -> Option<Figures> {
     out.server_rss_start_mb = mid_opt(&|s| s.server_rss_start_mb);
     out.server_rss_end_mb = mid_opt(&|s| s.server_rss_end_mb);
     out.bench_cpu_pct = mid_opt(&|s| s.bench_cpu_pct);
+    out.meta_bytes_avg = mid(&|s| s.meta_bytes_avg);
+    out.meta_fresh_pct = mid(&|s| s.meta_fresh_pct);
+    out.messages_per_s = mid(&|s| s.messages_per_s);
     out.connected = runs.iter().map(|s| s.connected).min().unwrap_or(0);
     out.mode = "median";
     Some(out)
@@ -243,6 +290,8 @@ pub fn median(runs: &[Figures]) -> Option<Figures> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn viewer(frames: u64, ages_ms: &[u32]) -> ViewerResult {
@@ -260,12 +309,12 @@ mod tests {
     fn percentiles_are_within_a_thousandth() {
         // 100 ages of 1..=100 ms: p50 is 50 ms, p99 99 ms, the largest 100 ms.
         let ages: Vec<u32> = (1..=100).collect();
+        let load = Load { intervals: 2, ..Load::new("x", 2, Duration::ZERO, Duration::ZERO) };
         let f = summarize(
             "relay",
+            &load,
             &[viewer(300, &ages), viewer(290, &[])],
-            0,
             10.0,
-            2,
             ServerSample::default(),
         );
         let near = |got: f64, want: f64| (got - want).abs() <= want / 1000.0;
@@ -282,7 +331,8 @@ mod tests {
 
     #[test]
     fn no_frames_give_zeros_and_no_runs_no_median() {
-        let f = summarize("relay", &[], 0, 10.0, 1, ServerSample::default());
+        let load = Load::new("x", 0, Duration::ZERO, Duration::ZERO);
+        let f = summarize("relay", &load, &[], 10.0, ServerSample::default());
         assert_eq!((f.age_ms_p99, f.fps_p50, f.age_ms_max), (0.0, 0.0, 0.0));
         assert!(median(&[]).is_none());
         assert_eq!(median(&[f.clone(), f.clone(), f]).map(|m| m.mode), Some("median"));

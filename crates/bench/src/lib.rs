@@ -2,7 +2,10 @@
 //! loopback ceiling to compare it against. See docs/BENCHMARKS.md for the method and figures.
 //!
 //! # Layout
-//! - [`load`] — the load generator: measuring viewers and stalled ones.
+//! - [`load`] — the load generator: measuring viewers and stalled ones, on the dronecast port
+//!   or the HTTP port, optionally sending the source messages.
+//! - [`mjpeg`] — the HTTP viewer's parser: response head, chunked encoding, multipart parts.
+//! - [`feed`] — data for every frame: JSON datagrams to a drone's `--meta-from udp:…`.
 //! - [`figures`] — one run's figures from the per-viewer results (percentiles from an HDR
 //!   histogram), as a table or JSON, and the median of several runs.
 //! - [`report`] — printing runs, their median and the capacity line, as tables or JSON.
@@ -17,8 +20,10 @@
 #![warn(missing_docs)]
 
 pub mod ceiling;
+pub mod feed;
 pub mod figures;
 pub mod load;
+pub mod mjpeg;
 pub mod report;
 pub mod slowlink;
 pub mod sweep;
@@ -55,7 +60,7 @@ pub async fn measure(mode: &'static str, load: &load::Load, server_pid: Option<u
         sample
     };
     let (results, secs, sample) = load::run(load, sample).await;
-    figures::summarize(mode, &results, load.stalled, secs, load.intervals, sample)
+    figures::summarize(mode, load, &results, secs, sample)
 }
 
 /// Runs `once` `repeat` times (at least once), printing each run's figures as it ends and

@@ -1,25 +1,66 @@
 //! The load generator: N measuring viewers (plus K that never read) against one server, all
-//! in this process, each on its own tokio task.
+//! in this process, each on its own tokio task. Viewers speak the dronecast protocol (the TCP
+//! port) or HTTP (`GET /stream.mjpg` on the HTTP port, parsed by [`crate::mjpeg`]); both
+//! report the same figures. Dronecast viewers can also send the source messages.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use framing::{Hello, Role};
+use framing::{Hello, Role, ViewerMessage};
 use relay::clock::now_us;
-use relay::{SubscribeOptions, subscribe};
-use tokio::io::AsyncWriteExt;
+use relay::{SubscribeOptions, Subscription, subscribe};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Interval, MissedTickBehavior, timeout};
+use tokio_util::sync::CancellationToken;
+
+use crate::mjpeg;
+
+/// Our agent name, in hellos and `User-Agent`.
+const AGENT: &str = concat!("relay-bench/", env!("CARGO_PKG_VERSION"));
+
+/// A thousand viewers joining at once: time for the kernel to retry dropped SYNs, and for
+/// the server to get round to every handshake.
+const JOIN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A viewer that receives no byte for this long gives up (an HTTP stream has no heartbeats;
+/// a paused source sends nothing).
+const IDLE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Bytes read from an HTTP viewer's socket at a time (about one frame).
+const HTTP_READ_BUFFER: usize = 64 * 1024;
+
+/// Which port the viewers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// The dronecast protocol on the server's TCP port.
+    #[default]
+    Tcp,
+    /// `GET /stream.mjpg` (multipart MJPEG) on the server's HTTP port.
+    Http,
+}
+
+impl Protocol {
+    /// Its name in the figures.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Http => "http",
+        }
+    }
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Load {
-    /// `host:port` of the server.
+    /// `host:port` of the server (its HTTP port for [`Protocol::Http`]).
     pub server: String,
+    /// Which port the viewers use.
+    pub protocol: Protocol,
     /// Measuring viewers.
     pub viewers: usize,
-    /// Viewers that connect, say hello and never read.
+    /// Viewers that never read: dronecast ones say hello, HTTP ones send the request.
     pub stalled: usize,
     /// Pause between joins (`None`: all at once).
     pub join_interval: Option<Duration>,
@@ -31,6 +72,27 @@ pub struct Load {
     pub intervals: usize,
     /// Count every frame, not just new ones (the ceiling writer repeats one frame).
     pub count_repeats: bool,
+    /// Viewer messages each measuring viewer sends the source a second (0: none). Dronecast
+    /// viewers only, and only to a source whose hello says it takes them.
+    pub messages_per_second: f64,
+}
+
+impl Load {
+    /// A load of `viewers` dronecast viewers against `server` with nothing else going on.
+    pub fn new(server: &str, viewers: usize, warmup: Duration, duration: Duration) -> Load {
+        Load {
+            server: server.to_owned(),
+            protocol: Protocol::Tcp,
+            viewers,
+            stalled: 0,
+            join_interval: None,
+            warmup,
+            duration,
+            intervals: 1,
+            count_repeats: false,
+            messages_per_second: 0.0,
+        }
+    }
 }
 
 /// What one viewer saw inside the measurement window.
@@ -42,13 +104,21 @@ pub struct ViewerResult {
     pub first_frame_ms: Option<f64>,
     /// Frames counted (new ones only, unless counting repeats).
     pub frames: u64,
-    /// Wire bytes received.
+    /// Wire bytes of those frames (for HTTP: the part's boundary, headers and JPEG).
     pub bytes: u64,
     /// Age of each counted frame on arrival, µs (not kept when counting repeats: a repeated
     /// static frame has no meaningful age).
     pub ages_us: Vec<u32>,
     /// When each of those frames arrived, ms since the window opened.
     pub arrivals_ms: Vec<u32>,
+    /// Bytes of per-frame data (the frame's `meta`) on the counted frames.
+    pub meta_bytes: u64,
+    /// Counted frames whose data was new at the source (not repeated).
+    pub meta_fresh: u64,
+    /// Messages sent to the source inside the window.
+    pub messages_sent: u64,
+    /// Messages were asked for but the source takes none, so none were sent.
+    pub messages_not_taken: bool,
 }
 
 /// The window in µs since the Unix epoch; `u64::MAX` while not yet set.
@@ -62,6 +132,18 @@ impl Window {
     fn contains(&self, t: u64) -> bool {
         t >= self.start.load(Ordering::Relaxed) && t < self.end.load(Ordering::Relaxed)
     }
+
+    /// ms from the window's start to `t`.
+    fn since_start_ms(&self, t: u64) -> u32 {
+        (t.saturating_sub(self.start.load(Ordering::Relaxed)) / 1000) as u32
+    }
+}
+
+/// What every measuring viewer shares.
+struct Shared {
+    load: Load,
+    window: Window,
+    done: CancellationToken,
 }
 
 /// Runs the load; returns one result per measuring viewer and the window length in seconds.
@@ -70,31 +152,23 @@ pub async fn run<F, T>(load: &Load, during: F) -> (Vec<ViewerResult>, f64, T)
 where
     F: AsyncFnOnce(Duration) -> T,
 {
-    let window =
-        Arc::new(Window { start: AtomicU64::new(u64::MAX), end: AtomicU64::new(u64::MAX) });
-    let done = tokio_util::sync::CancellationToken::new();
-    let options = SubscribeOptions {
-        agent: concat!("relay-bench/", env!("CARGO_PKG_VERSION")).into(),
-        // A thousand viewers joining at once: let the kernel retry dropped SYNs.
-        connect_timeout: Duration::from_secs(30),
-        handshake_timeout: Duration::from_secs(30),
-        idle_timeout: Duration::from_secs(60),
-        ..SubscribeOptions::default()
-    };
+    let window = Window { start: AtomicU64::new(u64::MAX), end: AtomicU64::new(u64::MAX) };
+    let shared = Arc::new(Shared { load: load.clone(), window, done: CancellationToken::new() });
     let mut stalled = Vec::new();
     for _ in 0..load.stalled {
-        match stall(&load.server).await {
+        match stall(&load.server, load.protocol).await {
             Ok(stream) => stalled.push(stream),
             Err(err) => tracing::warn!(%err, "stalled viewer could not connect"),
         }
     }
     let mut tasks = Vec::with_capacity(load.viewers);
-    for _ in 0..load.viewers {
-        let (server, options, window, done) =
-            (load.server.clone(), options.clone(), window.clone(), done.clone());
-        let count_repeats = load.count_repeats;
+    for index in 0..load.viewers {
+        let shared = shared.clone();
         tasks.push(tokio::spawn(async move {
-            viewer(&server, &options, &window, done, count_repeats).await
+            match shared.load.protocol {
+                Protocol::Tcp => tcp_viewer(&shared, index).await,
+                Protocol::Http => http_viewer(&shared).await,
+            }
         }));
         if let Some(pause) = load.join_interval {
             tokio::time::sleep(pause).await;
@@ -102,11 +176,11 @@ where
     }
     tokio::time::sleep(load.warmup).await;
     let start = now_us();
-    window.start.store(start, Ordering::Relaxed);
-    window.end.store(start + load.duration.as_micros() as u64, Ordering::Relaxed);
+    shared.window.start.store(start, Ordering::Relaxed);
+    shared.window.end.store(start + load.duration.as_micros() as u64, Ordering::Relaxed);
     let measured = during(load.duration).await;
     let secs = load.duration.as_secs_f64();
-    done.cancel();
+    shared.done.cancel();
     let mut results = Vec::with_capacity(tasks.len());
     for task in tasks {
         results.push(task.await.unwrap_or_else(|err| ViewerResult {
@@ -118,26 +192,69 @@ where
     (results, secs, measured)
 }
 
-async fn viewer(
-    server: &str,
-    options: &SubscribeOptions,
-    window: &Window,
-    done: tokio_util::sync::CancellationToken,
-    count_repeats: bool,
-) -> ViewerResult {
+/// Counts a frame that arrived at `now` (µs) if it falls in the window: new ones only, unless
+/// counting repeats. Returns whether it was counted.
+fn count(
+    shared: &Shared,
+    result: &mut ViewerResult,
+    now: u64,
+    new: bool,
+    capture_us: Option<u64>,
+    wire_len: usize,
+) -> bool {
+    let count_repeats = shared.load.count_repeats;
+    if !shared.window.contains(now) || !(new || count_repeats) {
+        return false;
+    }
+    result.frames += 1;
+    result.bytes += wire_len as u64;
+    if let (false, Some(capture_us)) = (count_repeats, capture_us) {
+        let age = now.saturating_sub(capture_us).min(u64::from(u32::MAX));
+        result.ages_us.push(age as u32);
+        result.arrivals_ms.push(shared.window.since_start_ms(now));
+    }
+    true
+}
+
+/// A dronecast viewer; with `messages_per_second`, it also sends the source messages, the
+/// viewers' sends spread evenly over each period (viewer `index` of all of them).
+async fn tcp_viewer(shared: &Shared, index: usize) -> ViewerResult {
     let mut result = ViewerResult::default();
     let t0 = Instant::now();
-    let mut sub = match subscribe(server, options).await {
+    let options = SubscribeOptions {
+        agent: AGENT.into(),
+        name: format!("bench-{index}"),
+        connect_timeout: JOIN_PATIENCE,
+        handshake_timeout: JOIN_PATIENCE,
+        idle_timeout: IDLE_PATIENCE,
+        ..SubscribeOptions::default()
+    };
+    let mut sub = match subscribe(&shared.load.server, &options).await {
         Ok(sub) => sub,
         Err(err) => {
             result.error = Some(err.to_string());
             return result;
         }
     };
+    let mut messages = message_ticks(&shared.load, index, &sub, &mut result);
+    let mut sent_here = 0u64;
     let mut last: Option<(u64, u64)> = None;
     loop {
+        // `next_frame` is cancel-safe: a frame half read when a tick comes stays buffered.
         let next = tokio::select! {
-            _ = done.cancelled() => break,
+            _ = shared.done.cancelled() => break,
+            _ = tick(&mut messages) => {
+                sent_here += 1;
+                let payload = format!(r#"{{"bench":"relay-bench","viewer":{index},"n":{sent_here}}}"#);
+                if let Err(err) = sub.send_message(&ViewerMessage::new(payload)).await {
+                    result.error = Some(err.to_string());
+                    break;
+                }
+                if shared.window.contains(now_us()) {
+                    result.messages_sent += 1;
+                }
+                continue;
+            }
             next = sub.next_frame() => next,
         };
         let frame = match next {
@@ -158,24 +275,100 @@ async fn viewer(
         let h = frame.header();
         let new = last != Some((h.seq, h.capture_us));
         last = Some((h.seq, h.capture_us));
-        if window.contains(now) && (new || count_repeats) {
-            result.frames += 1;
-            result.bytes += frame.wire_len() as u64;
-            if !count_repeats {
-                let age = now.saturating_sub(h.capture_us).min(u64::from(u32::MAX));
-                result.ages_us.push(age as u32);
-                let since = now.saturating_sub(window.start.load(Ordering::Relaxed)) / 1000;
-                result.arrivals_ms.push(since as u32);
-            }
+        if count(shared, &mut result, now, new, Some(h.capture_us), frame.wire_len()) {
+            result.meta_bytes += frame.meta().len() as u64;
+            result.meta_fresh += u64::from(frame.meta_is_fresh());
         }
     }
     sub.close().await;
     result
 }
 
-/// A viewer that says hello and then never reads: the kernel buffers fill and stay full.
-async fn stall(server: &str) -> std::io::Result<TcpStream> {
+/// The message clock of viewer `index`, if it is to send messages and the source takes them.
+fn message_ticks(
+    load: &Load,
+    index: usize,
+    sub: &Subscription,
+    result: &mut ViewerResult,
+) -> Option<Interval> {
+    if load.messages_per_second <= 0.0 {
+        return None;
+    }
+    if !sub.takes_messages() {
+        result.messages_not_taken = true;
+        return None;
+    }
+    let period = Duration::from_secs_f64(1.0 / load.messages_per_second);
+    let phase = period.mul_f64(index as f64 / load.viewers.max(1) as f64);
+    let mut ticks = tokio::time::interval_at(Instant::now() + phase, period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    Some(ticks)
+}
+
+/// The next tick, or never.
+async fn tick(ticks: &mut Option<Interval>) {
+    match ticks {
+        Some(ticks) => {
+            ticks.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// An HTTP viewer: `GET /stream.mjpg`, frame age from `X-Timestamp`, new frames by
+/// `X-Frame-Seq`.
+async fn http_viewer(shared: &Shared) -> ViewerResult {
+    let mut result = ViewerResult::default();
+    let t0 = Instant::now();
+    let (mut stream, mut reader, rest) =
+        match mjpeg::open(&shared.load.server, AGENT, JOIN_PATIENCE).await {
+            Ok(opened) => opened,
+            Err(err) => {
+                result.error = Some(format!("{err:#}"));
+                return result;
+            }
+        };
+    let mut last_seq: Option<u64> = None;
+    let mut on_part = |part: mjpeg::Part| {
+        let now = now_us();
+        if result.first_frame_ms.is_none() {
+            result.first_frame_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        // Without a sequence number every part counts as new.
+        let new = part.seq.is_none() || part.seq != last_seq;
+        last_seq = part.seq;
+        count(shared, &mut result, now, new, part.capture_us, part.wire_len);
+    };
+    let mut failed = reader.feed(&rest, &mut on_part).err().map(|err| format!("{err:#}"));
+    let mut buf = vec![0u8; HTTP_READ_BUFFER];
+    while failed.is_none() {
+        let read = tokio::select! {
+            _ = shared.done.cancelled() => break,
+            read = timeout(IDLE_PATIENCE, stream.read(&mut buf)) => read,
+        };
+        failed = match read {
+            Err(_) => Some(format!("{} sent nothing for {IDLE_PATIENCE:?}", shared.load.server)),
+            Ok(Err(err)) => Some(format!("reading the stream: {err}")),
+            Ok(Ok(0)) => Some("server closed the stream".into()),
+            Ok(Ok(n)) => match reader.feed(&buf[..n], &mut on_part) {
+                Err(err) => Some(format!("bad MJPEG stream: {err:#}")),
+                Ok(()) if reader.ended() => Some("server ended the stream".into()),
+                Ok(()) => None,
+            },
+        };
+    }
+    result.error = failed;
+    result
+}
+
+/// A viewer that connects, asks for the stream (a dronecast hello, or the HTTP request) and
+/// then never reads: the kernel buffers fill and stay full.
+async fn stall(server: &str, protocol: Protocol) -> std::io::Result<TcpStream> {
     let mut stream = TcpStream::connect(server).await?;
-    stream.write_all(&Hello::new(Role::Viewer, "relay-bench/stalled").to_bytes()).await?;
+    let request = match protocol {
+        Protocol::Tcp => Hello::new(Role::Viewer, "relay-bench/stalled").to_bytes().to_vec(),
+        Protocol::Http => mjpeg::request(server, "relay-bench/stalled").into_bytes(),
+    };
+    stream.write_all(&request).await?;
     Ok(stream)
 }

@@ -6,6 +6,8 @@ mod args;
 use std::process::ExitCode;
 
 use args::{Cli, Cmd};
+use bench::feed::Feed;
+use bench::load::Protocol;
 use bench::report::Output;
 use bench::slowlink::SlowLink;
 use bench::sweep::Sweep;
@@ -32,8 +34,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 async || bench::ceiling::measure(viewers, duration, warmup, frame_bytes).await;
             bench::repeat(common.repeat, common.output(), once).await
         }
-        Some(Cmd::Sweep { server, server_pid, counts, min_fps, duration, json }) => {
-            let sweep = Sweep { server, server_pid, counts, min_fps, duration };
+        Some(Cmd::Sweep { server, http, server_pid, counts, min_fps, duration, json }) => {
+            let protocol = if http { Protocol::Http } else { Protocol::Tcp };
+            let sweep = Sweep { server, protocol, server_pid, counts, min_fps, duration };
             bench::sweep::run(&sweep, Output { json }).await.map(drop)
         }
         Some(Cmd::Slowlink { drone, cache_server, rate_kbit, duration, intervals, lowat }) => {
@@ -41,6 +44,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let link =
                 SlowLink { drone, cache_server, rate_kbit, notsent_lowat, duration, intervals };
             bench::slowlink::run_on_and_off(link).await
+        }
+        Some(Cmd::Feed { udp, bytes, rate, duration }) => {
+            bench::feed::run(&Feed { to: udp, bytes, rate, duration }).await.map(drop)
         }
         Some(Cmd::CeilingWriter { frame_bytes }) => bench::ceiling::serve_child(frame_bytes).await,
     }

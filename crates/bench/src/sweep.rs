@@ -4,14 +4,16 @@
 
 use std::time::Duration;
 
-use crate::load::Load;
+use crate::load::{Load, Protocol};
 use crate::report::{Capacity, Output};
 
 /// What to sweep.
 #[derive(Debug, Clone)]
 pub struct Sweep {
-    /// `host:port` of the server.
+    /// `host:port` of the server (its HTTP port for HTTP viewers).
     pub server: String,
+    /// Which port the viewers use (the ceiling is always the dronecast writer).
+    pub protocol: Protocol,
     /// The server's PID, for its CPU and RSS.
     pub server_pid: Option<u32>,
     /// Viewer counts to try, in order; the sweep stops at the first that misses the rate.
@@ -33,14 +35,8 @@ pub async fn run(sweep: &Sweep, out: Output) -> anyhow::Result<Capacity> {
     let mut best = None;
     for &viewers in &sweep.counts {
         let load = Load {
-            server: sweep.server.clone(),
-            viewers,
-            stalled: 0,
-            join_interval: None,
-            warmup: WARMUP,
-            duration: sweep.duration,
-            intervals: 1,
-            count_repeats: false,
+            protocol: sweep.protocol,
+            ..Load::new(&sweep.server, viewers, WARMUP, sweep.duration)
         };
         let figures = crate::measure("relay", &load, sweep.server_pid).await;
         out.figures(&figures)?;
