@@ -248,7 +248,10 @@ impl PublisherBuilder {
         let mut tcp = Server::new(hub.clone());
         if let Some(http) = http {
             tcp = tcp.with_http_hint(format!("port {}", http.local_addr()?.port()));
-            let config = HttpConfig { dronecast_hint: Some(format!("port {}", local.port())) };
+            let config = HttpConfig {
+                dronecast_hint: Some(format!("port {}", local.port())),
+                ..HttpConfig::default()
+            };
             servers.spawn(HttpServer::new(hub.clone(), config).run(http, shutdown.clone()));
         }
         servers.spawn(tcp.run(listener, shutdown.clone()));

@@ -88,7 +88,9 @@ pub struct ViewerBuilder {
 impl Viewer {
     /// Connects to `addr` (`HOST:PORT`) with the defaults of [`Viewer::builder`]. Returns at
     /// once; the connection is made (and remade) in the background. Must be called inside a
-    /// tokio runtime.
+    /// tokio runtime. `addr` may name several relays of one drone separated by commas
+    /// (`"relay1:9998,relay2:9998"`): the viewer fails over from one to the next, and never
+    /// returns a frame older than one it returned ([`relay::Link`]).
     pub fn connect(addr: &str) -> Viewer {
         Viewer::builder(addr).connect()
     }

@@ -55,6 +55,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// How often to log the status line; `None` for never.
     pub summary_every: Option<Duration>,
+    /// How long a stream's upstream may be down before `/healthz` answers 503.
+    pub health_grace: Duration,
 }
 
 impl Config {
@@ -91,6 +93,7 @@ impl Config {
             upstream_trust: relay::tls::Trust::System,
             server: ServerConfig { agent: agent.into(), ..ServerConfig::default() },
             summary_every: Some(Duration::from_secs(5)),
+            health_grace: relay::http::DEFAULT_HEALTH_GRACE,
         }
     }
 
@@ -204,7 +207,10 @@ impl CacheServer {
                 let scheme = if self.hub.config().tls.is_some() { "https" } else { "http" };
                 info!("serving HTTP on {scheme}://{http_addr}/");
                 tcp = tcp.with_http_hint(format!("port {}", http_addr.port()));
-                let config = HttpConfig { dronecast_hint: Some(format!("port {}", addr.port())) };
+                let config = HttpConfig {
+                    dronecast_hint: Some(format!("port {}", addr.port())),
+                    health_grace: self.config.health_grace,
+                };
                 let server = HttpServer::new(self.hub.clone(), config);
                 Some(tokio::spawn(server.run(http, shutdown.clone())))
             }

@@ -54,6 +54,12 @@ struct Cli {
     #[arg(long, env = "CACHE_SUMMARY_EVERY", default_value = "5", value_name = "SECS",
           value_parser = seconds_or_zero)]
     summary_every: Duration,
+    /// Seconds a stream's upstream may be down before GET /healthz on the HTTP port answers
+    /// 503 (0 to 86400), so that a balancer sends new viewers to another relay; a shorter
+    /// outage (a drone restarting) keeps the relay in service.
+    #[arg(long, env = "CACHE_HEALTH_GRACE", default_value = "3", value_name = "SECS",
+          value_parser = seconds_or_zero)]
+    health_grace: Duration,
     /// The token upstreams want (a stream of --config may set its own).
     #[arg(long, env = "CACHE_UPSTREAM_TOKEN", value_name = "TOKEN")]
     upstream_token: Option<String>,
@@ -130,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     config.subscribe.max_message_len = cli.max_frame_bytes;
     config.backoff = relay::Backoff::new(config.backoff.initial, cli.redial_max);
     config.summary_every = Some(cli.summary_every).filter(|d| !d.is_zero());
+    config.health_grace = cli.health_grace;
     let shutdown = cli::shutdown_on_signal();
     let listener = cli::listen(cli.listen)?;
     let http = cli.http.0.map(cli::listen).transpose()?;

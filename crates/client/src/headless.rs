@@ -64,18 +64,19 @@ pub enum Print {
     Json,
 }
 
-/// `client --headless`: receives like [`run`], then prints the report on stdout (after the
-/// metadata lines of [`Options::print_meta`]: the report is always the last line). Fails when
-/// [`run`] does, or when fewer frames than [`Options::frames`] arrived (the report is printed
-/// first).
+/// `client --headless`: receives over `link` like [`run`], then prints the report on stdout
+/// (after the metadata lines of [`Options::print_meta`]: the report is always the last line).
+/// Fails when [`run`] does, or when fewer frames than [`Options::frames`] arrived (the report
+/// is printed first). The link's own addresses and options are used, not
+/// [`Options::subscribe`] and [`Options::reconnect`].
 pub async fn run_and_print(
-    addr: &str,
+    link: Link,
     options: Options,
     print: Print,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (wanted, timeout) = (options.frames, options.timeout);
-    let (report, stop) = receive(addr, options, shutdown).await?;
+    let (report, stop) = receive(link, options, shutdown).await?;
     match print {
         Print::Line => println!("{report}"),
         Print::Json => println!("{}", serde_json::to_string(&report)?),
@@ -92,16 +93,17 @@ pub async fn run_and_print(
     anyhow::bail!("only {} of the {wanted} frames asked for arrived {why}", report.frames)
 }
 
-/// Receives from `addr` until the frame count, the timeout or `shutdown`, and returns what
-/// it saw; then gives messages still on their way a moment ([`send::DRAIN_WITHIN`]) to go
-/// out. Fails when the link gives up before a single frame arrived, or when the recording or
-/// stdout cannot be written.
+/// Receives from `addr` (or the first that answers of several, separated by commas) until the
+/// frame count, the timeout or `shutdown`, and returns what it saw; then gives messages still
+/// on their way a moment ([`send::DRAIN_WITHIN`]) to go out. Fails when the link gives up
+/// before a single frame arrived, or when the recording or stdout cannot be written.
 pub async fn run(
     addr: &str,
     options: Options,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Report> {
-    receive(addr, options, shutdown).await.map(|(report, _)| report)
+    let link = Link::new(addr, options.subscribe.clone(), options.reconnect);
+    receive(link, options, shutdown).await.map(|(report, _)| report)
 }
 
 /// Why receiving stopped.
@@ -118,13 +120,13 @@ enum Stop {
 }
 
 async fn receive(
-    addr: &str,
+    mut link: Link,
     options: Options,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Report, Stop)> {
     let mut recorder = options.record.as_deref().map(Recorder::create).transpose()?;
     let deadline = options.timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut link = Link::new(addr, options.subscribe.clone(), options.reconnect);
+    let mut in_use = String::new();
     let messenger = Messenger::new(&link);
     let mut once = Once::new(options.send.once.clone());
     if options.send.stdin {
@@ -165,6 +167,7 @@ async fn receive(
                 if std::mem::replace(&mut connected_once, true) {
                     tracker.reconnected();
                 }
+                in_use = link.current().unwrap_or_default().to_owned();
                 once.connected(&messenger);
             }
             Event::Lost(_) => {}
@@ -210,11 +213,13 @@ async fn receive(
     if !matches!(stop, Stop::LinkFailed(_)) {
         send::drain(&mut link, &messenger).await;
     }
+    let (failovers, stale_frames) = (link.failovers(), link.stale_frames());
     link.close().await;
     if let Some(recorder) = recorder {
         recorder.finish()?;
     }
     let mut report = tracker.report();
+    (report.addr, report.failovers, report.stale_frames) = (in_use, failovers, stale_frames);
     report.messages_sent = messenger.sent();
     // `--send` messages still waiting for a first connection never went either.
     report.messages_dropped = messenger.dropped() + once.unsent();

@@ -11,6 +11,7 @@
 //! - [`record`] — `--record`: the received JPEGs as an MJPEG file, their metadata beside it.
 //! - [`report`] — per-viewer measurements (order, freshness, rate) in constant memory, and
 //!   their report (JSON, or one line).
+//! - [`servers`] — [`Servers`]: the server to watch, or several to fail over between.
 //! - [`headless`] — receive N frames without a window, optionally recording them; the
 //!   `--headless` program (report on stdout, exit status).
 //! - [`window`] — the minifb window.
@@ -24,10 +25,12 @@ pub mod meta;
 pub mod record;
 pub mod report;
 pub mod send;
+pub mod servers;
 pub mod window;
 
 use framing::message::MAX_NAME_LEN;
 pub use report::Report;
+pub use servers::Servers;
 
 /// How the client dials: its agent (`client/0.1.0`), its name ([`default_name`]), and the
 /// relay's choice of quality layer for its link.

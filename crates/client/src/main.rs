@@ -11,15 +11,17 @@ use cli::args::{frame_bytes, seconds};
 use client::headless::{self, Print};
 use client::send::Sending;
 use client::window::{self, KeyBinding};
+use relay::Link;
 
 /// Shows the live stream of a cache-server (or drone) in a window; `q` or Esc quits.
 #[derive(Debug, Parser)]
 #[command(version = cli::version(env!("CARGO_PKG_VERSION")))]
 struct Cli {
     /// The cache-server or drone to watch, as HOST:PORT, or HOST:PORT/STREAM for one of a
-    /// cache-server's streams (without one: its default stream).
+    /// cache-server's streams (without one: its default stream). Several, separated by commas
+    /// (relays of the same drone: a:9998,b:9998), to fail over from one to the next.
     #[arg(env = "DRONECAST_SERVER", default_value = "127.0.0.1:9998")]
-    server: relay::Target,
+    server: client::Servers,
     /// The stream to watch (the same as HOST:PORT/STREAM).
     #[arg(long, env = "DRONECAST_STREAM", value_name = "NAME", value_parser = cli::args::stream_name)]
     stream: Option<String>,
@@ -89,19 +91,29 @@ fn main() -> ExitCode {
     if let Some(name) = cli.name {
         subscribe.name = name;
     }
-    subscribe.stream = cli.stream.unwrap_or(cli.server.stream);
     subscribe.layers = cli.layer;
-    match cli.dial.token().and_then(|token| Ok((token, cli.dial.tls_for(cli.server.tls)?))) {
-        Ok((token, tls)) => (subscribe.token, subscribe.tls) = (token, tls),
+    match cli.dial.token() {
+        Ok(token) => subscribe.token = token,
         Err(err) => return cli::exit_code(Err(err)),
     }
-    let server = cli.server.addr;
+    // Each server with its own stream name and TLS; --stream names the stream on all.
+    let mut dests = Vec::new();
+    for target in cli.server.targets() {
+        let mut options = subscribe.clone();
+        options.stream = cli.stream.clone().unwrap_or_else(|| target.stream.clone());
+        match cli.dial.tls_for(target.tls) {
+            Ok(tls) => options.tls = tls,
+            Err(err) => return cli::exit_code(Err(err)),
+        }
+        dests.push((target.addr.clone(), options));
+    }
     let (reconnect, record) = (!cli.exit_on_disconnect, cli.record);
+    let link = Link::failover(dests, reconnect);
     let send = Sending { once: cli.send, stdin: cli.send_stdin };
     if !cli.headless {
         let (show_meta, keys) = (cli.show_meta, cli.send_on_key);
         let options = window::Options { subscribe, reconnect, record, show_meta, send, keys };
-        return cli::exit_code(window::run(&server, options));
+        return cli::exit_code(window::run_link(link, options));
     }
     let options = headless::Options {
         frames: cli.frames,
@@ -113,11 +125,11 @@ fn main() -> ExitCode {
         send,
         ..Default::default()
     };
-    headless(&server, options, if cli.json { Print::Json } else { Print::Line })
+    headless(link, options, if cli.json { Print::Json } else { Print::Line })
 }
 
 #[tokio::main]
-async fn headless(server: &str, options: headless::Options, print: Print) -> ExitCode {
+async fn headless(link: Link, options: headless::Options, print: Print) -> ExitCode {
     let shutdown = cli::shutdown_on_signal();
-    cli::exit_code(headless::run_and_print(server, options, print, shutdown).await)
+    cli::exit_code(headless::run_and_print(link, options, print, shutdown).await)
 }

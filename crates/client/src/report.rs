@@ -36,6 +36,15 @@ pub struct Report {
     pub source_restarts: u64,
     /// Times the connection was lost and redialled.
     pub reconnects: u64,
+    /// Reconnections that went to another address than the connection before (a client given
+    /// several, `a:9998,b:9998`); a balancer's address counts as one.
+    pub failovers: u64,
+    /// The address of the last connection made (the one in use, unless it was lost at the
+    /// end); empty if none was.
+    pub addr: String,
+    /// Frames dropped, not shown, because they were not newer than one shown already: a
+    /// relay's cached frame again after a reconnect, a lagging relay's after a failover.
+    pub stale_frames: u64,
     /// Frames per second between the first and last frame received.
     pub fps: f64,
     /// Median age of a frame on arrival (now − capture time), in ms (to 3 significant digits,
@@ -86,6 +95,12 @@ impl fmt::Display for Report {
             self.height,
             self.decode_errors
         )?;
+        if self.reconnects > 0 {
+            write!(f, ", {} reconnects ({} failovers)", self.reconnects, self.failovers)?;
+        }
+        if self.stale_frames > 0 {
+            write!(f, ", {} stale frames dropped", self.stale_frames)?;
+        }
         if self.messages_sent + self.messages_dropped > 0 {
             write!(f, ", {} messages sent, {} dropped", self.messages_sent, self.messages_dropped)?;
         }
@@ -129,6 +144,9 @@ impl Tracker {
                 out_of_order: 0,
                 source_restarts: 0,
                 reconnects: 0,
+                failovers: 0,
+                addr: String::new(),
+                stale_frames: 0,
                 fps: 0.0,
                 age_ms_p50: 0.0,
                 age_ms_p99: 0.0,

@@ -157,7 +157,8 @@ fn numpad(digit: u32) -> Option<Key> {
 #[derive(Debug, Clone)]
 enum Feed {
     Connecting,
-    Connected,
+    /// Connected to this address.
+    Connected(String),
     /// A frame, and the name of its layer when the source makes several.
     Frame(Frame, String),
     Lost(String),
@@ -174,8 +175,20 @@ pub fn display_available() -> bool {
     }
 }
 
-/// Shows the stream from `addr` until the window is closed or `q`/Esc is pressed.
+/// Shows the stream from `addr` (or the first that answers of several, separated by commas)
+/// until the window is closed or `q`/Esc is pressed.
 pub fn run(addr: &str, options: Options) -> anyhow::Result<()> {
+    let link = Link::new(addr, options.subscribe.clone(), options.reconnect);
+    run_link(link, options)
+}
+
+/// Shows the stream that `link` brings (its own addresses and options are used, not
+/// [`Options::subscribe`] and [`Options::reconnect`]) until the window is closed or `q`/Esc
+/// is pressed. A lost connection, and a failover to another address, shows as
+/// "reconnecting (why)" over the dimmed picture: never a dialog.
+pub fn run_link(link: Link, options: Options) -> anyhow::Result<()> {
+    let addr = link.addrs().collect::<Vec<_>>().join(",");
+    let addr = addr.as_str();
     anyhow::ensure!(
         display_available(),
         "no display found (DISPLAY is not set); run with --headless to receive without a window"
@@ -189,7 +202,6 @@ pub fn run(addr: &str, options: Options) -> anyhow::Result<()> {
     let recorder = options.record.as_deref().map(Recorder::create).transpose()?;
     let shutdown = CancellationToken::new();
     let (feed_tx, mut feed) = watch::channel(Feed::Connecting);
-    let link = Link::new(addr, options.subscribe, options.reconnect);
     let messenger = Messenger::new(&link);
     if options.send.stdin {
         messenger.send_stdin().context("could not start reading stdin")?;
@@ -241,7 +253,10 @@ pub fn run(addr: &str, options: Options) -> anyhow::Result<()> {
             None => {}
             Some(Feed::Frame(frame, layer)) => view.set_frame(&frame, layer),
             Some(Feed::Connecting) => view.set_link(LinkState::Connecting),
-            Some(Feed::Connected) => view.set_link(LinkState::Connected),
+            Some(Feed::Connected(addr)) => {
+                view.addr = addr;
+                view.set_link(LinkState::Connected);
+            }
             Some(Feed::Lost(why)) => view.set_link(LinkState::Lost(why)),
             Some(Feed::Failed(why)) => {
                 outcome = Err(anyhow::anyhow!(why));
@@ -387,7 +402,7 @@ async fn pump(
             }
             Ok(Event::Connected(_)) => {
                 once.connected(&messenger);
-                Feed::Connected
+                Feed::Connected(link.current().unwrap_or_default().to_owned())
             }
             Ok(Event::Lost(why)) => Feed::Lost(why),
             Err(err) => {

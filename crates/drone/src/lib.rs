@@ -137,7 +137,10 @@ pub async fn run_with_http(
             let scheme = if hub.config().tls.is_some() { "https" } else { "http" };
             info!("serving HTTP on {scheme}://{http_addr}/");
             tcp = tcp.with_http_hint(format!("port {}", http_addr.port()));
-            let config = HttpConfig { dronecast_hint: Some(format!("port {}", addr.port())) };
+            let config = HttpConfig {
+                dronecast_hint: Some(format!("port {}", addr.port())),
+                ..HttpConfig::default()
+            };
             Some(tokio::spawn(HttpServer::new(hub.clone(), config).run(http, shutdown.clone())))
         }
         None => None,

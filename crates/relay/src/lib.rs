@@ -21,8 +21,10 @@
 //! - [`metrics`] — the Prometheus text exposition of a hub.
 //! - [`pulse`] — [`Pulse`]: when the server's ticker last ticked, for readiness and watchdogs.
 //! - [`subscriber`] — [`subscribe`] and [`Subscription`]: dial a source, read its frames.
-//! - [`link`] — [`Link`]: a subscription redialled when it drops, with an [`Outbox`] for
-//!   messages to the source.
+//! - [`link`] — [`Link`]: a subscription redialled when it drops (failing over between
+//!   several addresses), with an [`Outbox`] for messages to the source.
+//! - [`order`] — [`order::FrameOrder`]: never a frame older than one already handed out,
+//!   across reconnects and failovers.
 //! - [`target`] — [`Target`]: `HOST:PORT[/STREAM]`, where a viewer connects.
 //! - [`tls`] — TLS with rustls: a server's certificate, a self-signed one, how viewers trust.
 //! - [`socket`] — the TCP options every connection gets (no-delay, keepalive, low watermark).
@@ -41,6 +43,7 @@ pub mod http;
 pub mod hub;
 pub mod link;
 pub mod metrics;
+pub mod order;
 pub mod pulse;
 pub mod server;
 pub mod socket;

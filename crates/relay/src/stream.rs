@@ -126,6 +126,8 @@ pub struct Stream {
     inbox: Mutex<Option<mpsc::Sender<ViewerMessage>>>,
     messages_in: AtomicU64,
     messages_dropped: AtomicU64,
+    /// Since when the source has been neither up nor paused; `None` while it is one of them.
+    down_since: Mutex<Option<Instant>>,
 }
 
 /// Why a viewer message was not taken.
@@ -170,6 +172,7 @@ impl Stream {
             inbox: Mutex::new(None),
             messages_in: AtomicU64::new(0),
             messages_dropped: AtomicU64::new(0),
+            down_since: Mutex::new(Some(Instant::now())),
         }
     }
 
@@ -291,11 +294,32 @@ impl Stream {
     /// Says what the source is doing.
     pub fn set_source(&self, status: SourceStatus) {
         self.source.send_replace(status);
+        self.note_down_since();
     }
 
     /// Changes part of the source status.
     pub fn update_source(&self, change: impl FnOnce(&mut SourceStatus)) {
         self.source.send_modify(change);
+        self.note_down_since();
+    }
+
+    /// How long the source has been neither `up` nor `paused` (connecting, down, failing), as
+    /// `/healthz` judges a stream; `None` while it is either. A new stream counts from its
+    /// creation.
+    pub fn down_for(&self) -> Option<Duration> {
+        self.down_since.lock().ok().and_then(|since| *since).map(|since| since.elapsed())
+    }
+
+    /// Starts or ends the count of [`Stream::down_for`] as the source's state says.
+    fn note_down_since(&self) {
+        let serving = matches!(self.source.borrow().state, "up" | "paused");
+        if let Ok(mut since) = self.down_since.lock() {
+            match (serving, *since) {
+                (true, _) => *since = None,
+                (false, None) => *since = Some(Instant::now()),
+                (false, Some(_)) => {}
+            }
+        }
     }
 
     /// What the source is doing.
@@ -455,5 +479,20 @@ mod tests {
         assert_eq!(err.max, 1000);
         assert_eq!(stream.latest().as_ref(), Some(&fits), "the refused frame replaced nothing");
         assert_eq!(stream.totals().frames_in, 1, "only the published frame is counted");
+    }
+
+    #[test]
+    fn down_for_counts_from_creation_and_from_each_loss_of_the_source() {
+        let stream = Stream::with_default_limit("s");
+        assert!(stream.down_for().is_some(), "connecting at first: down");
+        stream.update_source(|s| s.state = "up");
+        assert_eq!(stream.down_for(), None);
+        stream.update_source(|s| s.state = "paused");
+        assert_eq!(stream.down_for(), None, "a paused drone is not down");
+        stream.update_source(|s| s.state = "down");
+        let first = stream.down_for().expect("down");
+        std::thread::sleep(Duration::from_millis(5));
+        stream.update_source(|s| s.reconnects += 1);
+        assert!(stream.down_for().expect("still down") > first, "counted from the loss");
     }
 }

@@ -9,9 +9,11 @@
 //! | `/` | a status page with the live picture and the viewers ([`page`]) |
 //! | `/state` | the page's figures as JSON ([`state`]) |
 //! | `/metrics` | Prometheus text format ([`crate::metrics`]) |
+//! | `/healthz` | `200 ok`, or `503 unhealthy: why` when a source is down past a grace ([`health`]) |
 //!
-//! Each stream path also works under a stream's name (`/front/stream.mjpg`); the un-prefixed
-//! paths mean the default stream.
+//! Each stream path also works under a stream's name (`/front/stream.mjpg`, and
+//! `/front/healthz` for that stream alone); the un-prefixed paths mean the default stream
+//! (`/healthz`: every stream). `/healthz` is the one path that needs no token.
 //!
 //! Live video is served with the same rule as the TCP port: a viewer is handed the newest
 //! frame whenever its socket has taken the previous one, never a queue. hyper polls the MJPEG
@@ -19,6 +21,7 @@
 //! 8 KiB minimum, so one frame fills it); the part is the frame's shared `Bytes` between a
 //! small header and the boundary, written with one vectored write.
 
+pub mod health;
 pub mod mjpeg;
 pub mod page;
 pub mod state;
@@ -62,12 +65,24 @@ pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
 /// How long a shutdown waits for an HTTP connection to finish what it is writing.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 
+/// How long a stream's source may be down before `/healthz` says so, unless told otherwise.
+pub const DEFAULT_HEALTH_GRACE: Duration = Duration::from_secs(3);
+
 /// How the HTTP port describes itself.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Where this process's dronecast port is (`"port 9998"`), for the one-line answer a
     /// dronecast peer that dialled the HTTP port gets.
     pub dronecast_hint: Option<String>,
+    /// How long a stream's source may be down (not up, not paused) before `/healthz` answers
+    /// 503 ([`health`]).
+    pub health_grace: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { dronecast_hint: None, health_grace: DEFAULT_HEALTH_GRACE }
+    }
 }
 
 /// Serves a hub's streams over HTTP.
@@ -299,6 +314,13 @@ impl Conn {
                 return response;
             }
         };
+        // Before the token check: a balancer's health check carries no secret. Without
+        // tokens the answer says why; with them, only ok or unhealthy.
+        if route.endpoint == Endpoint::Health {
+            let detail = self.hub.config().auth.is_none();
+            let grace = self.config.health_grace;
+            return health::response(&self.hub, route.stream_name, grace, detail);
+        }
         if let Some(auth) = &self.hub.config().auth {
             if auth.penalty(self.peer.ip()).is_some() {
                 self.hub.refused.add("penalised");
@@ -325,6 +347,9 @@ impl Conn {
             .unwrap_or_default();
         match (route.endpoint, stream) {
             (Endpoint::NotFound, _) => text(StatusCode::NOT_FOUND, "no such page here; try /"),
+            (Endpoint::Health, _) => {
+                health::response(&self.hub, route.stream_name, self.config.health_grace, false)
+            }
             (Endpoint::Metrics, _) => crate::metrics::response(&self.hub),
             (Endpoint::State, _) => state::response(&self.hub),
             (Endpoint::Page, _) => page::response(route.stream_name),
@@ -402,6 +427,7 @@ enum Endpoint {
     Page,
     State,
     Metrics,
+    Health,
     NotFound,
 }
 
@@ -428,6 +454,7 @@ impl<'a> Route<'a> {
             ("" | "index.html", _) => Endpoint::Page,
             ("state", None) if stream_name.is_none() => Endpoint::State,
             ("metrics", None) if stream_name.is_none() => Endpoint::Metrics,
+            ("healthz", None) => Endpoint::Health,
             _ => Endpoint::NotFound,
         };
         Route { stream_name, endpoint }
@@ -600,5 +627,12 @@ mod tests {
         assert_eq!(route("/front/", Some("action=stream")), (Some("front"), Endpoint::Mjpeg));
         assert_eq!(route("/front/", None), (Some("front"), Endpoint::Page));
         assert_eq!(route("/front/state", None), (Some("front"), Endpoint::NotFound));
+    }
+
+    #[test]
+    fn health_is_asked_of_the_server_or_of_one_stream() {
+        assert_eq!(route("/healthz", None), (None, Endpoint::Health));
+        assert_eq!(route("/front/healthz", None), (Some("front"), Endpoint::Health));
+        assert_eq!(route("/a/b/healthz", None).1, Endpoint::NotFound);
     }
 }
