@@ -2,7 +2,7 @@
 # Reproduces the figures of docs/BENCHMARKS.md on this machine, all on loopback (target 6 in
 # network namespaces it creates; needs root). Usage: scripts/bench.sh [TARGET...]  (1–10; all
 # by default; 8 is the drone's JPEG encoders, 9 the HTTP port (9a, 9b, 9c: its three
-# targets), 10 data and messages). RUNS=3
+# targets), 10 data and messages, 15 a two-level tree of relays). RUNS=3
 # sets the repeats whose medians are reported. The ports (loopback) can be moved with
 # DRONE_PORT, CACHE_PORT, HTTP_PORT and META_PORT, e.g. when another copy is running.
 set -euo pipefail
@@ -21,10 +21,10 @@ done
 cargo build --release --bins -q
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-DPID= CPID= FPID=
+DPID= CPID= FPID= LPIDS=()
 stop() {
-  for pid in $FPID $CPID $DPID; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true; DPID= CPID= FPID=
+  for pid in $FPID "${LPIDS[@]}" $CPID $DPID; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true; DPID= CPID= FPID= LPIDS=()
 }
 trap stop EXIT
 # start [cache-server flags…]: test-pattern drone (640x480, q80, 30 fps; extra flags in the
@@ -83,5 +83,28 @@ for t in "${targets[@]}"; do
     10) echo "## 10a. 200 viewers, no data, no messages"; start; bench --viewers 200 --duration 20 --repeat "$RUNS"
         echo "## 10b. 200 viewers, 1 KiB of JSON on every frame, a message per viewer a second"
         start_with_data; bench --viewers 200 --duration 20 --messages-per-second 1 --repeat "$RUNS" ;;
+    15) echo "## 15. two-level tree: drone → relay → 3 relays, 50 viewers on each of the 4 relays"
+        # Level 1 is the usual cache-server; level 2 three more, each with level 1 as its
+        # upstream. The four relay-bench runs (one per relay) overlap in time, so every relay
+        # carries its viewers while the ages are measured; one line of JSON each.
+        start
+        for i in 1 2 3; do
+          $T/cache-server --upstream $CACHE --listen "127.0.0.1:$((${TREE_PORT:-29990} + i))" --http off \
+            2>"/tmp/dronecast-bench-l2-$i.log" &
+          LPIDS+=($!)
+        done
+        for i in 1 2 3; do
+          for _ in $(seq 200); do grep -qE "upstream (connected|back)" "/tmp/dronecast-bench-l2-$i.log" && break; sleep 0.05; done
+        done
+        bench --viewers 50 --duration 20 --repeat "$RUNS" --json >/tmp/dronecast-bench-l1.json &
+        waits=($!)
+        for i in 1 2 3; do
+          $T/relay-bench --server "127.0.0.1:$((${TREE_PORT:-29990} + i))" --server-pid "${LPIDS[$((i - 1))]}" \
+            --viewers 50 --duration 20 --repeat "$RUNS" --json >"/tmp/dronecast-bench-l2-$i.json" &
+          waits+=($!)
+        done
+        wait "${waits[@]}"
+        echo "level 1: $(tail -n 1 /tmp/dronecast-bench-l1.json)"
+        for i in 1 2 3; do echo "level 2, relay $i: $(tail -n 1 "/tmp/dronecast-bench-l2-$i.json")"; done ;;
   esac
 done

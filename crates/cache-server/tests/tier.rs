@@ -3,9 +3,10 @@
 //! and 40 HTTP MJPEG viewers through its HTTP frontend. Viewers spread over both relays
 //! (`balance leastconn`: each gets at least 15 of each kind); one relay is killed with
 //! SIGKILL and every viewer receives frames again within 2 s, through the other, and none is
-//! ever shown a frame older than one it had (the HTTP viewers, which have no such guard, not
-//! even one repeated); the relay restarted is back in the balancer, which sends it the new
-//! viewers.
+//! ever shown a frame older than one it had; the clients (whose `FrameOrder` drops a relay's
+//! cached frame seen before) are not even shown one twice, while an HTTP viewer, which has no
+//! such guard, may get the other relay's cached frame again (counted and printed). The relay
+//! restarted is back in the balancer, which sends it the new viewers.
 //!
 //! ```text
 //!   namespace <tag>-a                                                  namespace <tag>-b
