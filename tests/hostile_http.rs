@@ -12,9 +12,9 @@ mod common;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -25,7 +25,7 @@ use common::{Cache, Drone, PATIENCE, cache_http_with, drone_http_with, view};
 use drone::Format;
 use dronecast::relay::{SubscribeError, SubscribeOptions, subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::RwLock;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -84,9 +84,19 @@ struct Played {
     took: Duration,
 }
 
-/// Plays `attack` against `target` until the server closes the connection.
-async fn play(target: SocketAddr, attack: Attack) -> anyhow::Result<Played> {
-    let mut stream = TcpStream::connect(target).await?;
+/// A loopback address of its own for each test's attacks, 127.0.0.10 and up: the tests run
+/// at once, and a local port one test used may be taken again by another test's connection
+/// to another server, which would count against the first in the server log.
+fn attack_source() -> IpAddr {
+    static NEXT: AtomicU8 = AtomicU8::new(10);
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, NEXT.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// Plays `attack` from `source` against `target` until the server closes the connection.
+async fn play(source: IpAddr, target: SocketAddr, attack: Attack) -> anyhow::Result<Played> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let mut stream = socket.connect(target).await?;
     stream.set_nodelay(true)?;
     let ours = stream.local_addr()?;
     let started = Instant::now();
@@ -196,6 +206,8 @@ struct Rig {
     started: Instant,
     /// Where this test's lines start in the shared log.
     mark: usize,
+    /// Where this test's attacks come from.
+    source: IpAddr,
 }
 
 impl Rig {
@@ -233,6 +245,7 @@ impl Rig {
             stop_viewers,
             started: Instant::now(),
             mark,
+            source: attack_source(),
         })
     }
 
@@ -247,7 +260,7 @@ impl Rig {
         let mut plays = JoinSet::new();
         for port in self.http_ports()? {
             for i in 0..PER_PORT {
-                plays.spawn(play(port, attack(i)));
+                plays.spawn(play(self.source, port, attack(i)));
             }
         }
         let mut played = Vec::new();
