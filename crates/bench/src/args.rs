@@ -67,7 +67,8 @@ pub struct Common {
     /// Measurement window, seconds.
     #[arg(long, default_value = "10", value_parser = cli::args::seconds)]
     pub duration: Duration,
-    /// Seconds between the last join and the start of the window.
+    /// Seconds between the last viewer's join (connected, TLS and hello done, or failed) and
+    /// the start of the window.
     #[arg(long, default_value = "2", value_parser = cli::args::seconds_or_zero)]
     pub warmup: Duration,
     /// Print one JSON object instead of a table.

@@ -44,7 +44,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Cmd::Cert { dir }) => {
             let (cert, key, fingerprint) = bench::cert(&dir)?;
-            eprintln!("--tls-cert {} --tls-key {}; pin it with:", cert.display(), key.display());
+            let (cert, key) = (cert.display(), key.display());
+            eprintln!("server: --tls-cert {cert} --tls-key {key}; viewers: --tls-pin (on stdout)");
             println!("{fingerprint}");
             Ok(())
         }
