@@ -1,45 +1,60 @@
 #!/usr/bin/env bash
 # Reproduces the figures of docs/BENCHMARKS.md on this machine, all on loopback (target 6 in
-# network namespaces it creates; needs root). Usage: scripts/bench.sh [TARGET...]  (1–10; all
+# network namespaces it creates; needs root). Usage: scripts/bench.sh [TARGET...]  (1–12 and 15; all
 # by default; 8 is the drone's JPEG encoders, 9 the HTTP port (9a, 9b, 9c: its three
-# targets), 10 data and messages, 15 a two-level tree of relays). RUNS=3
+# targets), 10 data and messages, 11 named streams (11a, 11b), 12 tokens and TLS, with a perf
+# profile when perf is there), 15 a two-level tree of relays). RUNS=3
 # sets the repeats whose medians are reported. The ports (loopback) can be moved with
 # DRONE_PORT, CACHE_PORT, HTTP_PORT and META_PORT, e.g. when another copy is running.
+# For a quick smoke run of 11 and 12: VIEWERS_DIV=10 divides their viewer counts, WINDOW=3
+# shortens their 20 s windows, PERF_SECONDS=3 the profile (10 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
+VIEWERS_DIV=${VIEWERS_DIV:-1}
+WINDOW=${WINDOW:-20}
+PERF_SECONDS=${PERF_SECONDS:-10}
 T=target/release
 DRONE=127.0.0.1:${DRONE_PORT:-29999}
 CACHE=127.0.0.1:${CACHE_PORT:-29998}
 HTTP=127.0.0.1:${HTTP_PORT:-29980}
 META=127.0.0.1:${META_PORT:-29970}
 targets=()
-for t in "${@:-1 2 3 4 5 6 7 8 9 10}"; do
-  for u in $t; do [ "$u" = 9 ] && targets+=(9a 9b 9c) || targets+=("$u"); done
+for t in "${@:-1 2 3 4 5 6 7 8 9 10 11 12 15}"; do
+  for u in $t; do
+    case $u in 9) targets+=(9a 9b 9c) ;; 11) targets+=(11a 11b) ;; *) targets+=("$u") ;; esac
+  done
 done
 
 cargo build --release --bins -q
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-DPID= CPID= FPID= LPIDS=()
+DPID= CPID= FPID= BPID= LPIDS=()
 stop() {
-  for pid in $FPID "${LPIDS[@]}" $CPID $DPID; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true; DPID= CPID= FPID= LPIDS=()
+  for pid in $BPID $FPID "${LPIDS[@]}" $CPID $DPID; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true; DPID= CPID= FPID= BPID= LPIDS=()
 }
 trap stop EXIT
 # start [cache-server flags…]: test-pattern drone (640x480, q80, 30 fps; extra flags in the
-# array DRONE_FLAGS) → cache-server, with its HTTP port on $HTTP.
+# array DRONE_FLAGS) → cache-server, with its HTTP port on $HTTP. The cache-server's
+# --upstream values are the array UPSTREAMS (by default the drone once, as its default stream).
 DRONE_FLAGS=()
+UPSTREAMS=()
 start() {
   stop
   $T/drone --listen $DRONE --source test "${DRONE_FLAGS[@]}" >/dev/null 2>/tmp/dronecast-bench-drone.log &
   DPID=$!
   for _ in $(seq 200); do grep -q "drone serving" /tmp/dronecast-bench-drone.log && break; sleep 0.05; done
-  $T/cache-server --upstream $DRONE --listen $CACHE --http $HTTP "$@" 2>/tmp/dronecast-bench-cache.log &
+  local upstreams=() u wanted=0
+  for u in "${UPSTREAMS[@]:-$DRONE}"; do upstreams+=(--upstream "$u"); wanted=$((wanted + 1)); done
+  $T/cache-server "${upstreams[@]}" --listen $CACHE --http $HTTP "$@" 2>/tmp/dronecast-bench-cache.log &
   CPID=$!
-  # Readiness: the cache-server logs its upstream connection ("back" if its first dial came
+  # Readiness: the cache-server logs each upstream connection ("back" if its first dial came
   # before the drone listened).
-  for _ in $(seq 200); do grep -qE "upstream (connected|back)" /tmp/dronecast-bench-cache.log && return; sleep 0.05; done
+  for _ in $(seq 200); do
+    [ "$(grep -cE "upstream (connected|back)" /tmp/dronecast-bench-cache.log)" -ge $wanted ] && return
+    sleep 0.05
+  done
   echo "cache-server did not connect upstream; the drone's and its logs end:" >&2
   tail -n 5 /tmp/dronecast-bench-drone.log /tmp/dronecast-bench-cache.log >&2; exit 1
 }
@@ -54,6 +69,17 @@ start_with_data() {
 }
 bench() { $T/relay-bench --server $CACHE --server-pid "$CPID" "$@"; }
 http_bench() { $T/relay-bench --http --server $HTTP --server-pid "$CPID" "$@"; }
+# viewers N: N divided by VIEWERS_DIV (targets 11 and 12).
+viewers() { echo $(($1 / VIEWERS_DIV > 0 ? $1 / VIEWERS_DIV : 1)); }
+# server_cpu FILE: the server CPU of the last table in FILE (the median's, after several runs).
+server_cpu() { grep -o 'server  *cpu [0-9.]*' "$1" | tail -n 1 | awk '{ print $3 }' || true; }
+# Target 11: ONE test-pattern drone, and a cache-server with ten upstreams s0…s9 that all dial
+# it: 10 upstream connections and 10 independent cached streams, while the drone encodes each
+# frame once (its own cost stays that of one drone, whatever the split of the viewers).
+TEN_STREAMS=(s0 s1 s2 s3 s4 s5 s6 s7 s8 s9)
+# Target 12: a self-signed certificate for 127.0.0.1 made (once) by relay-bench, and a token.
+TLS_DIR=target/bench-tls
+TOKEN=bench-token
 
 echo "# $(date -u +%FT%TZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 echo "# drone, cache-server and relay-bench all share these cores"
@@ -83,6 +109,56 @@ for t in "${targets[@]}"; do
     10) echo "## 10a. 200 viewers, no data, no messages"; start; bench --viewers 200 --duration 20 --repeat "$RUNS"
         echo "## 10b. 200 viewers, 1 KiB of JSON on every frame, a message per viewer a second"
         start_with_data; bench --viewers 200 --duration 20 --messages-per-second 1 --repeat "$RUNS" ;;
+    11a|11b)
+        # 11a and 11b load the same ten-stream cache-server, so that they differ only in how
+        # the viewers are spread: all on s0, or 100 (1000 in all) on each of the ten.
+        UPSTREAMS=(); for s in "${TEN_STREAMS[@]}"; do UPSTREAMS+=("$s=$DRONE"); done
+        n=$(viewers 1000)
+        if [ "$t" = 11a ]; then
+          echo "## 11a. 1 stream × $n viewers (of 10 streams relayed)"; start
+          bench --stream s0 --viewers "$n" --duration "$WINDOW" --warmup 3 --repeat "$RUNS"
+        else
+          echo "## 11b. 10 streams × $((n / 10)) viewers"; start
+          bench --stream "$(IFS=,; echo "${TEN_STREAMS[*]}")" --viewers "$((n / 10 * 10))" \
+            --duration "$WINDOW" --warmup 3 --repeat "$RUNS"
+        fi
+        UPSTREAMS=() ;;
+    12) # Tokens and TLS: the same cache-server plain, then with TLS on its ports and a token;
+        # its viewers dial with --tls --tls-pin and give the token. The drone's link stays plain.
+        pin=$($T/relay-bench cert $TLS_DIR 2>/dev/null)
+        secure=(--tls-cert $TLS_DIR/cert.pem --tls-key $TLS_DIR/key.pem --token $TOKEN)
+        for count in 200 1000; do
+          n=$(viewers "$count")
+          echo "## 12. $n viewers, plain"; start
+          bench --viewers "$n" --duration "$WINDOW" --warmup 3 --repeat "$RUNS" | tee /tmp/dronecast-bench-plain.txt
+          echo "## 12. $n viewers, TLS and a token"; start "${secure[@]}"
+          bench --tls --tls-pin "$pin" --token $TOKEN --viewers "$n" --duration "$WINDOW" --warmup 3 \
+            --repeat "$RUNS" | tee /tmp/dronecast-bench-tls.txt
+          plain=$(server_cpu /tmp/dronecast-bench-plain.txt) tls=$(server_cpu /tmp/dronecast-bench-tls.txt)
+          ratio=$(awk -v p="${plain:-0}" -v t="${tls:-0}" 'BEGIN { if (p > 0) printf "%.2f", t / p; else print "-" }')
+          echo "## 12. $n viewers: cache-server CPU ${plain:--}% plain, ${tls:--}% with TLS: TLS/plain = $ratio"
+        done
+        # Where the TLS server's time goes: perf samples the cache-server for PERF_SECONDS
+        # while 1000 TLS viewers watch (from about 6 s after they start joining: handshakes and
+        # warm-up done). Recorded with -g, but release builds keep no frame pointers, so the
+        # call chains are shallow: the report lists each function's own share. perf comes
+        # from Debian's linux-perf; where it cannot be installed, this part is skipped.
+        command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null 2>&1 || true
+        if command -v perf >/dev/null; then
+          n=$(viewers 1000)
+          echo "## 12. profile of the cache-server under $n TLS viewers (perf, $PERF_SECONDS s)"
+          start "${secure[@]}"
+          $T/relay-bench --server $CACHE --tls --tls-pin "$pin" --token $TOKEN --viewers "$n" --warmup 3 \
+            --duration $((PERF_SECONDS + 10)) >/dev/null &
+          BPID=$!
+          sleep 6
+          perf record -q -g -o /tmp/dronecast-bench-perf.data -p "$CPID" -- sleep "$PERF_SECONDS" 2>/dev/null
+          perf report -q -i /tmp/dronecast-bench-perf.data --stdio --no-children -g none \
+            --percent-limit 0.5 2>/dev/null | head -n 60
+          wait "$BPID" || true; BPID=
+        else
+          echo "## 12. no profile: perf is not installed and apt-get could not install linux-perf"
+        fi ;;
     15) echo "## 15. two-level tree: drone → relay → 3 relays, 50 viewers on each of the 4 relays"
         # Level 1 is the usual cache-server; level 2 three more, each with level 1 as its
         # upstream. The four relay-bench runs (one per relay) overlap in time, so every relay

@@ -1,17 +1,18 @@
 //! `relay-bench`'s command line (clap). Each subcommand's flags turn into the library's
 //! description of the run; nothing here measures anything.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use std::net::SocketAddr;
-
-use bench::load::{Load, Protocol};
+use bench::load::{Load, Protocol, Token};
 use bench::report::Output;
 use clap::{Args, Parser, Subcommand};
 
 /// Opens many viewers against a dronecast server (drone or cache-server) from one process and
 /// measures per viewer: new frames per second, frame age, first-frame time and throughput;
-/// with --server-pid also the server's CPU and memory.
+/// with --server-pid also the server's CPU and memory. Viewers can be spread over named
+/// streams (--stream) and reach a server that wants a token or TLS (--token, --tls).
 #[derive(Debug, Parser)]
 #[command(version = cli::version(env!("CARGO_PKG_VERSION")), args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -27,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The server to load, HOST:PORT (loopback or a test namespace only); with --http, its
-    /// HTTP port.
+    /// HTTP port. tls://HOST:PORT is the same as adding --tls.
     #[arg(long)]
     pub server: Option<String>,
     /// HTTP viewers: each opens GET /stream.mjpg and parses the multipart stream (frame age
@@ -36,6 +37,8 @@ pub struct RunArgs {
     pub http: bool,
     #[command(flatten)]
     pub common: Common,
+    #[command(flatten)]
+    pub reach: Reach,
     /// Viewers that connect, ask for the stream (a dronecast hello, or with --http the GET)
     /// and never read.
     #[arg(long, default_value_t = 0)]
@@ -64,7 +67,8 @@ pub struct Common {
     /// Measurement window, seconds.
     #[arg(long, default_value = "10", value_parser = cli::args::seconds)]
     pub duration: Duration,
-    /// Seconds between the last join and the start of the window.
+    /// Seconds between the last viewer's join (connected, TLS and hello done, or failed) and
+    /// the start of the window.
     #[arg(long, default_value = "2", value_parser = cli::args::seconds_or_zero)]
     pub warmup: Duration,
     /// Print one JSON object instead of a table.
@@ -73,6 +77,22 @@ pub struct Common {
     /// Run this many times and finish with the median of each figure.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+}
+
+/// Which streams the viewers watch, and how they get past a token and TLS.
+#[derive(Debug, Args)]
+pub struct Reach {
+    /// Spread the viewers round-robin over these streams (comma-separated names; stalled ones
+    /// too): the dronecast hello names the stream, an HTTP viewer opens /NAME/stream.mjpg.
+    /// Default: the server's default stream.
+    #[arg(long, value_name = "NAME[,NAME…]", value_delimiter = ',',
+          value_parser = cli::args::stream_name)]
+    pub stream: Vec<String>,
+    // --token / --token-file (in the dronecast hello; over HTTP `Authorization: Bearer`),
+    // --tls with --tls-pin or --tls-ca (over HTTP: HTTPS). Every viewer, stalled ones too,
+    // completes its TLS handshake before the window opens.
+    #[command(flatten)]
+    pub dial: cli::security::Dial,
 }
 
 /// The other commands.
@@ -96,6 +116,8 @@ pub enum Cmd {
         /// HTTP viewers (GET /stream.mjpg); the ceiling stays the dronecast writer.
         #[arg(long)]
         http: bool,
+        #[command(flatten)]
+        reach: Reach,
         /// The server's PID, for CPU and RSS.
         #[arg(long)]
         server_pid: Option<u32>,
@@ -151,6 +173,13 @@ pub enum Cmd {
         #[arg(long, value_parser = cli::args::seconds)]
         duration: Option<Duration>,
     },
+    /// Makes (once) a self-signed certificate for localhost and 127.0.0.1 in DIR (cert.pem,
+    /// key.pem, kept for the next run) for a server's --tls-cert and --tls-key, and prints its
+    /// fingerprint, for --tls-pin, on stdout.
+    Cert {
+        /// Where the certificate and key are kept.
+        dir: PathBuf,
+    },
     /// Internal: the ceiling's writer process. Prints its address, then serves.
     #[command(name = bench::ceiling::WRITER_SUBCOMMAND, hide = true)]
     CeilingWriter {
@@ -172,14 +201,46 @@ impl RunArgs {
             anyhow::bail!("--messages-per-second needs dronecast viewers: HTTP has no way back");
         }
         let (warmup, duration) = (self.common.warmup, self.common.duration);
-        Ok(Load {
+        let load = Load {
             protocol: if self.http { Protocol::Http } else { Protocol::Tcp },
             stalled: self.stalled,
             join_interval: self.join_interval_ms.map(Duration::from_millis),
             intervals: self.intervals,
             messages_per_second: rate,
             ..Load::new(server, self.common.viewers, warmup, duration)
-        })
+        };
+        self.reach.apply(load)
+    }
+}
+
+impl Reach {
+    /// `load` with these streams, this token and TLS (also when its server is written
+    /// tls://HOST:PORT), each checked.
+    pub fn apply(&self, load: Load) -> anyhow::Result<Load> {
+        let (tls, server) = match load.server.strip_prefix("tls://") {
+            Some(server) => (true, server.to_owned()),
+            None => (false, load.server.clone()),
+        };
+        for (i, name) in self.stream.iter().enumerate() {
+            if self.stream[..i].contains(name) {
+                anyhow::bail!("--stream names '{name}' twice");
+            }
+        }
+        let token = String::from_utf8(self.dial.token()?.to_vec())
+            .map_err(|_| anyhow::anyhow!("the token must be UTF-8 text"))?;
+        if token.chars().any(char::is_control) {
+            // It goes into an HTTP header as it is.
+            anyhow::bail!("the token must not hold control characters");
+        }
+        let tls = tls || self.dial.tls;
+        if tls && self.dial.tls_pin.is_none() && self.dial.tls_ca.is_none() {
+            anyhow::bail!(
+                "--tls needs --tls-pin SHA256 or --tls-ca PEM: no public CA vouches for a \
+                 loopback server (relay-bench cert DIR makes one and prints its pin)"
+            );
+        }
+        let tls = self.dial.tls_for(tls)?;
+        Ok(Load { server, streams: self.stream.clone(), token: Token(token), tls, ..load })
     }
 }
 
@@ -187,5 +248,63 @@ impl Common {
     /// How results are printed.
     pub fn output(&self) -> Output {
         Output { json: self.json }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(args: &[&str]) -> anyhow::Result<Load> {
+        let cli =
+            Cli::try_parse_from([&["relay-bench", "--server", "127.0.0.1:1"], args].concat())?;
+        cli.run.load()
+    }
+
+    const PIN: &str = "SHA256:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:\
+                       AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB";
+
+    #[test]
+    fn streams_are_listed_once_each_and_by_name() -> anyhow::Result<()> {
+        assert!(load(&[])?.streams.is_empty(), "no flag: the default stream");
+        let l = load(&["--stream", "front,back", "--stream", "door"])?;
+        assert_eq!(l.streams, ["front", "back", "door"]);
+        assert_eq!(
+            (0..4).map(|i| l.stream_of(i)).collect::<Vec<_>>(),
+            ["front", "back", "door", "front"]
+        );
+        assert!(load(&["--stream", "a,a"]).is_err(), "a stream named twice");
+        assert!(load(&["--stream", "no/slash"]).is_err());
+        assert!(load(&["--stream", ""]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn tls_wants_a_pin_or_a_ca_and_they_want_tls() -> anyhow::Result<()> {
+        assert!(load(&[])?.tls.is_none());
+        assert!(load(&["--tls"]).is_err(), "the system's roots vouch for no loopback server");
+        assert!(load(&["--tls-pin", PIN]).is_err(), "a pin without TLS is a mistake");
+        assert!(load(&["--tls", "--tls-pin", PIN])?.tls.is_some());
+        assert!(load(&["--tls-pin", "SHA256:12"]).is_err(), "not a fingerprint");
+        let cli = Cli::try_parse_from([
+            "relay-bench",
+            "--server",
+            "tls://127.0.0.1:1",
+            "--tls-pin",
+            PIN,
+        ])?;
+        let l = cli.run.load()?;
+        assert!(l.tls.is_some() && l.server == "127.0.0.1:1", "{}", l.server);
+        assert!(load(&["--tls", "--tls-ca", "/nonexistent/ca.pem"]).is_err(), "an unreadable CA");
+        Ok(())
+    }
+
+    #[test]
+    fn tokens_are_text_without_control_characters() -> anyhow::Result<()> {
+        assert_eq!(load(&[])?.token, Token::default());
+        assert_eq!(load(&["--token", "s3cret"])?.token, Token("s3cret".into()));
+        assert!(load(&["--token", "a\r\nX-Evil: 1"]).is_err());
+        assert_eq!(format!("{:?}", load(&["--token", "s3cret"])?.token), "<hidden>");
+        Ok(())
     }
 }

@@ -29,6 +29,8 @@ pub struct Figures {
     pub mode: &'static str,
     /// The viewers' port: `tcp` (dronecast) or `http` (MJPEG).
     pub protocol: &'static str,
+    /// The viewers spoke TLS.
+    pub tls: bool,
     /// Measuring viewers asked for.
     pub viewers: usize,
     /// Non-reading viewers.
@@ -41,6 +43,13 @@ pub struct Figures {
     pub fps_min: f64,
     /// Median per-viewer rate.
     pub fps_p50: f64,
+    /// Streams the viewers were spread over (1: the default stream, or one named).
+    pub streams: usize,
+    /// The lowest of the streams' median per-viewer rates, fps: "every stream held 30 fps"
+    /// when this is 30 (the same as `fps_p50` for one stream).
+    pub stream_fps_p50_min: f64,
+    /// The stream with that lowest median; empty for the default stream.
+    pub slowest_stream: String,
     /// Frame age on arrival, pooled over all viewers: median, ms.
     pub age_ms_p50: f64,
     /// 99th percentile.
@@ -126,6 +135,15 @@ pub fn summarize(
     let intervals = load.intervals;
     let fps: Vec<f64> = results.iter().map(|r| r.frames as f64 / secs).collect();
     let fps_min = fps.iter().copied().min_by(f64::total_cmp).unwrap_or(0.0);
+    let streams = load.streams.len().max(1);
+    let (slowest, stream_fps_p50_min) = (0..streams)
+        .map(|stream| {
+            let of_stream = fps.iter().zip(results).filter(|(_, r)| r.stream == stream);
+            let median = Distribution::of(of_stream.map(|(f, _)| (f * 1000.0) as u64));
+            (stream, thousandths(median.quantile(0.5)))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, 0.0));
     let fps = Distribution::of(fps.iter().map(|f| (f * 1000.0) as u64));
     let ages =
         Distribution::of(results.iter().flat_map(|r| r.ages_us.iter().map(|&a| u64::from(a))));
@@ -157,12 +175,16 @@ pub fn summarize(
     Figures {
         mode,
         protocol: load.protocol.name(),
+        tls: load.tls.is_some(),
         viewers: results.len(),
         stalled: load.stalled,
         connected,
         duration_s: secs,
         fps_min,
         fps_p50: thousandths(fps.quantile(0.5)),
+        streams,
+        stream_fps_p50_min,
+        slowest_stream: load.streams.get(slowest).cloned().unwrap_or_default(),
         age_ms_p50: thousandths(ages.quantile(0.5)),
         age_ms_p99: thousandths(ages.quantile(0.99)),
         age_ms_max: thousandths(ages.max()),
@@ -188,9 +210,19 @@ impl Figures {
     /// A readable table.
     pub fn table(&self) -> String {
         let opt = |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.1}{unit}"));
+        // Named streams: each one's median rate, the lowest of them.
+        let streams = match self.slowest_stream.as_str() {
+            "" => String::new(),
+            name => format!(
+                "streams        {n}, lowest median fps {fps:.1} ({name})\n",
+                n = self.streams,
+                fps = self.stream_fps_p50_min,
+            ),
+        };
         let mut out = format!(
-            "{mode} | {protocol} viewers {c}/{v} (+{s} stalled) over {d:.0} s\n\
+            "{mode} | {protocol}{tls} viewers {c}/{v} (+{s} stalled) over {d:.0} s\n\
              fps            min {fmin:.1}  p50 {fp50:.1}\n\
+             {streams}\
              frame age ms   p50 {a50:.2}  p99 {a99:.2}  max {amax:.2}\n\
              first frame ms p50 {f50:.2}  p99 {f99:.2}\n\
              throughput     {g:.3} Gbit/s\n\
@@ -198,6 +230,7 @@ impl Figures {
              load generator cpu {bench} of one core (this machine has 2 cores in all)\n",
             mode = self.mode,
             protocol = self.protocol,
+            tls = if self.tls { "+tls" } else { "" },
             c = self.connected,
             v = self.viewers,
             s = self.stalled,
@@ -269,6 +302,7 @@ pub fn median(runs: &[Figures]) -> Option<Figures> {
     };
     out.fps_min = mid(&|s| s.fps_min);
     out.fps_p50 = mid(&|s| s.fps_p50);
+    out.stream_fps_p50_min = mid(&|s| s.stream_fps_p50_min);
     out.age_ms_p50 = mid(&|s| s.age_ms_p50);
     out.age_ms_p99 = mid(&|s| s.age_ms_p99);
     out.age_ms_max = mid(&|s| s.age_ms_max);
@@ -336,5 +370,32 @@ mod tests {
         assert_eq!((f.age_ms_p99, f.fps_p50, f.age_ms_max), (0.0, 0.0, 0.0));
         assert!(median(&[]).is_none());
         assert_eq!(median(&[f.clone(), f.clone(), f]).map(|m| m.mode), Some("median"));
+    }
+
+    #[test]
+    fn each_streams_median_counts_and_the_lowest_is_reported() {
+        let streams = ["a", "b"].map(String::from).to_vec();
+        let load = Load { streams, ..Load::new("x", 5, Duration::ZERO, Duration::ZERO) };
+        // Over 10 s: stream a's viewers got 30, 30, 10 fps (median 30); b's 25 and 26.
+        let results: Vec<ViewerResult> = [(0, 300), (1, 250), (0, 300), (1, 260), (0, 100)]
+            .into_iter()
+            .map(|(stream, frames)| ViewerResult { stream, ..viewer(frames, &[]) })
+            .collect();
+        let f = summarize("relay", &load, &results, 10.0, ServerSample::default());
+        assert_eq!((f.streams, f.slowest_stream.as_str(), f.fps_min), (2, "b", 10.0));
+        assert!((f.stream_fps_p50_min - 25.0).abs() < 0.03, "{}", f.stream_fps_p50_min);
+        assert!(
+            f.table().contains("streams        2, lowest median fps 25.0 (b)"),
+            "{}",
+            f.table()
+        );
+
+        // The default stream: one, unnamed, and no line for it.
+        let load = Load::new("x", 2, Duration::ZERO, Duration::ZERO);
+        let results = [viewer(300, &[]), viewer(250, &[])];
+        let f = summarize("relay", &load, &results, 10.0, ServerSample::default());
+        assert_eq!((f.streams, f.slowest_stream.as_str()), (1, ""));
+        assert_eq!(f.stream_fps_p50_min, f.fps_p50);
+        assert!(!f.table().contains("streams "), "{}", f.table());
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! # Layout
 //! - [`load`] — the load generator: measuring viewers and stalled ones, on the dronecast port
-//!   or the HTTP port, optionally sending the source messages.
+//!   or the HTTP port, spread over named streams, with a token and TLS if asked, optionally
+//!   sending the source messages.
 //! - [`mjpeg`] — the HTTP viewer's parser: response head, chunked encoding, multipart parts.
+//! - [`dial`] — TCP, then TLS when asked: the HTTP and the stalled viewers' connections.
 //! - [`feed`] — data for every frame: JSON datagrams to a drone's `--meta-from udp:…`.
 //! - [`figures`] — one run's figures from the per-viewer results (percentiles from an HDR
 //!   histogram), as a table or JSON, and the median of several runs.
@@ -20,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod ceiling;
+pub mod dial;
 pub mod feed;
 pub mod figures;
 pub mod load;
@@ -28,10 +31,13 @@ pub mod report;
 pub mod slowlink;
 pub mod sweep;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context;
 use figures::{Figures, ServerSample};
 use harness::usage::{CpuMeter, Pid};
+use relay::tls::Fingerprint;
 use report::Output;
 
 /// Runs `load` against a server, sampling `server_pid` (if any) during the window.
@@ -77,6 +83,18 @@ pub async fn repeat(
         runs.push(run);
     }
     out.median(&runs)
+}
+
+/// The self-signed certificate kept in `dir` for `localhost` and `127.0.0.1` (made on first
+/// use, [`relay::tls::self_signed`]): its two files, for a server's `--tls-cert` and
+/// `--tls-key`, and its fingerprint, for the viewers' `--tls-pin`.
+pub fn cert(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf, Fingerprint)> {
+    let names = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let (cert, key) = relay::tls::self_signed(dir, &names)?;
+    let fingerprint = relay::tls::ServerTls::load(&cert, &key)?.fingerprint();
+    let fingerprint =
+        fingerprint.with_context(|| format!("{} holds no certificate", cert.display()))?;
+    Ok((cert, key, fingerprint))
 }
 
 /// Resident memory of `pid` in MiB; `None` once it cannot be read (the server exited).

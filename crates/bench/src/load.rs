@@ -1,20 +1,25 @@
 //! The load generator: N measuring viewers (plus K that never read) against one server, all
 //! in this process, each on its own tokio task. Viewers speak the dronecast protocol (the TCP
 //! port) or HTTP (`GET /stream.mjpg` on the HTTP port, parsed by [`crate::mjpeg`]); both
-//! report the same figures. Dronecast viewers can also send the source messages.
+//! report the same figures. Dronecast viewers can also send the source messages. Viewers can
+//! be spread over several named streams, give a token, and speak TLS; the window opens only
+//! once every viewer has finished joining (its TLS handshake too).
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use framing::{Hello, Role, ViewerMessage};
 use relay::clock::now_us;
 use relay::{SubscribeOptions, Subscription, subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, Interval, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 
+use crate::dial::{self, Conn};
 use crate::mjpeg;
 
 /// Our agent name, in hellos and `User-Agent`.
@@ -75,6 +80,24 @@ pub struct Load {
     /// Viewer messages each measuring viewer sends the source a second (0: none). Dronecast
     /// viewers only, and only to a source whose hello says it takes them.
     pub messages_per_second: f64,
+    /// The streams watched, round-robin: measuring viewer `i` watches `streams[i % len]`
+    /// ([`Load::stream_of`]), and so does stalled viewer `i`. Empty: the server's default
+    /// stream.
+    pub streams: Vec<String>,
+    /// The token every viewer gives: in the dronecast hello, or as `Authorization: Bearer`.
+    pub token: Token,
+    /// TLS to the server: how the viewers trust it. `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A token for the server; empty for none. Never shown by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Token(pub String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "none" } else { "<hidden>" })
+    }
 }
 
 impl Load {
@@ -91,13 +114,29 @@ impl Load {
             intervals: 1,
             count_repeats: false,
             messages_per_second: 0.0,
+            streams: Vec::new(),
+            token: Token::default(),
+            tls: None,
         }
+    }
+
+    /// Which of [`Load::streams`] viewer `index` watches: round-robin, so that each gets the
+    /// same number of viewers (±1). 0 when the load names none.
+    pub fn stream_index(&self, index: usize) -> usize {
+        index % self.streams.len().max(1)
+    }
+
+    /// The name of the stream viewer `index` watches; empty for the server's default.
+    pub fn stream_of(&self, index: usize) -> &str {
+        self.streams.get(self.stream_index(index)).map_or("", String::as_str)
     }
 }
 
 /// What one viewer saw inside the measurement window.
 #[derive(Debug, Default)]
 pub struct ViewerResult {
+    /// The index in [`Load::streams`] of the stream it watched (0 for the default stream).
+    pub stream: usize,
     /// Why it failed, if it did.
     pub error: Option<String>,
     /// Connect start to first frame.
@@ -146,8 +185,28 @@ struct Shared {
     done: CancellationToken,
 }
 
+/// A viewer's part in the count of viewers that have finished joining: connected and past
+/// every handshake (TCP, TLS, hello or response head), or failed. Counted once, at the latest
+/// when the viewer ends (also by a panic), so the wait for all of them cannot hang.
+struct Joined(Option<Arc<Semaphore>>);
+
+impl Joined {
+    fn done(&mut self) {
+        if let Some(count) = self.0.take() {
+            count.add_permits(1);
+        }
+    }
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
 /// Runs the load; returns one result per measuring viewer and the window length in seconds.
-/// `during` runs concurrently with the measurement window (for sampling the server).
+/// The window opens `warmup` after every viewer has finished joining (so no TLS handshake
+/// falls inside it). `during` runs concurrently with the window (for sampling the server).
 pub async fn run<F, T>(load: &Load, during: F) -> (Vec<ViewerResult>, f64, T)
 where
     F: AsyncFnOnce(Duration) -> T,
@@ -155,24 +214,34 @@ where
     let window = Window { start: AtomicU64::new(u64::MAX), end: AtomicU64::new(u64::MAX) };
     let shared = Arc::new(Shared { load: load.clone(), window, done: CancellationToken::new() });
     let mut stalled = Vec::new();
-    for _ in 0..load.stalled {
-        match stall(&load.server, load.protocol).await {
+    for index in 0..load.stalled {
+        match stall(load, load.stream_of(index)).await {
             Ok(stream) => stalled.push(stream),
-            Err(err) => tracing::warn!(%err, "stalled viewer could not connect"),
+            Err(err) => {
+                tracing::warn!(err = format!("{err:#}"), "stalled viewer could not connect")
+            }
         }
     }
+    let joined = Arc::new(Semaphore::new(0));
     let mut tasks = Vec::with_capacity(load.viewers);
     for index in 0..load.viewers {
         let shared = shared.clone();
+        let joined = Joined(Some(joined.clone()));
         tasks.push(tokio::spawn(async move {
             match shared.load.protocol {
-                Protocol::Tcp => tcp_viewer(&shared, index).await,
-                Protocol::Http => http_viewer(&shared).await,
+                Protocol::Tcp => tcp_viewer(&shared, index, joined).await,
+                Protocol::Http => http_viewer(&shared, index, joined).await,
             }
         }));
         if let Some(pause) = load.join_interval {
             tokio::time::sleep(pause).await;
         }
+    }
+    // Each viewer adds one permit once joined (or failed, or ended); a count beyond u32 could
+    // not have been spawned.
+    let all = u32::try_from(load.viewers).unwrap_or(u32::MAX);
+    if let Ok(permits) = joined.acquire_many(all).await {
+        permits.forget();
     }
     tokio::time::sleep(load.warmup).await;
     let start = now_us();
@@ -182,11 +251,13 @@ where
     let secs = load.duration.as_secs_f64();
     shared.done.cancel();
     let mut results = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        results.push(task.await.unwrap_or_else(|err| ViewerResult {
+    for (index, task) in tasks.into_iter().enumerate() {
+        let mut result = task.await.unwrap_or_else(|err| ViewerResult {
             error: Some(format!("viewer task failed: {err}")),
             ..ViewerResult::default()
-        }));
+        });
+        result.stream = load.stream_index(index);
+        results.push(result);
     }
     drop(stalled);
     (results, secs, measured)
@@ -216,20 +287,26 @@ fn count(
     true
 }
 
-/// A dronecast viewer; with `messages_per_second`, it also sends the source messages, the
-/// viewers' sends spread evenly over each period (viewer `index` of all of them).
-async fn tcp_viewer(shared: &Shared, index: usize) -> ViewerResult {
+/// A dronecast viewer of its stream; with `messages_per_second`, it also sends the source
+/// messages, the viewers' sends spread evenly over each period (viewer `index` of all of them).
+async fn tcp_viewer(shared: &Shared, index: usize, mut joined: Joined) -> ViewerResult {
     let mut result = ViewerResult::default();
     let t0 = Instant::now();
+    let load = &shared.load;
     let options = SubscribeOptions {
         agent: AGENT.into(),
         name: format!("bench-{index}"),
+        stream: load.stream_of(index).to_owned(),
+        token: Bytes::from(load.token.0.clone()),
+        tls: load.tls.clone(),
         connect_timeout: JOIN_PATIENCE,
         handshake_timeout: JOIN_PATIENCE,
         idle_timeout: IDLE_PATIENCE,
         ..SubscribeOptions::default()
     };
-    let mut sub = match subscribe(&shared.load.server, &options).await {
+    let subscribed = subscribe(&load.server, &options).await;
+    joined.done();
+    let mut sub = match subscribed {
         Ok(sub) => sub,
         Err(err) => {
             result.error = Some(err.to_string());
@@ -315,19 +392,22 @@ async fn tick(ticks: &mut Option<Interval>) {
     }
 }
 
-/// An HTTP viewer: `GET /stream.mjpg`, frame age from `X-Timestamp`, new frames by
-/// `X-Frame-Seq`.
-async fn http_viewer(shared: &Shared) -> ViewerResult {
+/// An HTTP viewer of its stream: `GET /stream.mjpg` (or `/NAME/stream.mjpg`), frame age from
+/// `X-Timestamp`, new frames by `X-Frame-Seq`.
+async fn http_viewer(shared: &Shared, index: usize, mut joined: Joined) -> ViewerResult {
     let mut result = ViewerResult::default();
     let t0 = Instant::now();
-    let (mut stream, mut reader, rest) =
-        match mjpeg::open(&shared.load.server, AGENT, JOIN_PATIENCE).await {
-            Ok(opened) => opened,
-            Err(err) => {
-                result.error = Some(format!("{err:#}"));
-                return result;
-            }
-        };
+    let load = &shared.load;
+    let request = mjpeg::request(&load.server, load.stream_of(index), AGENT, &load.token.0);
+    let opened = mjpeg::open(&load.server, &request, load.tls.as_ref(), JOIN_PATIENCE).await;
+    joined.done();
+    let (mut stream, mut reader, rest) = match opened {
+        Ok(opened) => opened,
+        Err(err) => {
+            result.error = Some(format!("{err:#}"));
+            return result;
+        }
+    };
     let mut last_seq: Option<u64> = None;
     let mut on_part = |part: mjpeg::Part| {
         let now = now_us();
@@ -361,14 +441,23 @@ async fn http_viewer(shared: &Shared) -> ViewerResult {
     result
 }
 
-/// A viewer that connects, asks for the stream (a dronecast hello, or the HTTP request) and
-/// then never reads: the kernel buffers fill and stay full.
-async fn stall(server: &str, protocol: Protocol) -> std::io::Result<TcpStream> {
-    let mut stream = TcpStream::connect(server).await?;
-    let request = match protocol {
-        Protocol::Tcp => Hello::new(Role::Viewer, "relay-bench/stalled").to_bytes().to_vec(),
-        Protocol::Http => mjpeg::request(server, "relay-bench/stalled").into_bytes(),
+/// A viewer that connects (TLS handshake included, when the load speaks TLS), asks for
+/// `stream` (a dronecast hello, or the HTTP request) and then never reads: the kernel buffers
+/// fill and stay full.
+async fn stall(load: &Load, stream: &str) -> anyhow::Result<Conn> {
+    const AGENT: &str = "relay-bench/stalled";
+    let mut conn = dial::connect(&load.server, load.tls.as_ref(), JOIN_PATIENCE).await?;
+    let request = match load.protocol {
+        Protocol::Tcp => {
+            let token = Bytes::from(load.token.0.clone());
+            let hello =
+                Hello { stream: stream.to_owned(), token, ..Hello::new(Role::Viewer, AGENT) };
+            hello.to_bytes().to_vec()
+        }
+        Protocol::Http => mjpeg::request(&load.server, stream, AGENT, &load.token.0).into_bytes(),
     };
-    stream.write_all(&request).await?;
-    Ok(stream)
+    timeout(JOIN_PATIENCE, conn.write_all(&request)).await??;
+    // Through TLS, the request is only on its way once flushed.
+    timeout(JOIN_PATIENCE, conn.flush()).await??;
+    Ok(conn)
 }

@@ -4,10 +4,11 @@
 mod args;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use args::{Cli, Cmd};
 use bench::feed::Feed;
-use bench::load::Protocol;
+use bench::load::{Load, Protocol};
 use bench::report::Output;
 use bench::slowlink::SlowLink;
 use bench::sweep::Sweep;
@@ -34,10 +35,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 async || bench::ceiling::measure(viewers, duration, warmup, frame_bytes).await;
             bench::repeat(common.repeat, common.output(), once).await
         }
-        Some(Cmd::Sweep { server, http, server_pid, counts, min_fps, duration, json }) => {
+        Some(Cmd::Sweep { server, http, reach, server_pid, counts, min_fps, duration, json }) => {
             let protocol = if http { Protocol::Http } else { Protocol::Tcp };
-            let sweep = Sweep { server, protocol, server_pid, counts, min_fps, duration };
+            let load = reach
+                .apply(Load { protocol, ..Load::new(&server, 0, Duration::ZERO, duration) })?;
+            let sweep = Sweep { load, server_pid, counts, min_fps, duration };
             bench::sweep::run(&sweep, Output { json }).await.map(drop)
+        }
+        Some(Cmd::Cert { dir }) => {
+            let (cert, key, fingerprint) = bench::cert(&dir)?;
+            let (cert, key) = (cert.display(), key.display());
+            eprintln!("server: --tls-cert {cert} --tls-key {key}; viewers: --tls-pin (on stdout)");
+            println!("{fingerprint}");
+            Ok(())
         }
         Some(Cmd::Slowlink { drone, cache_server, rate_kbit, duration, intervals, lowat }) => {
             let notsent_lowat = lowat;

@@ -21,14 +21,16 @@
 //! Content-Type: image/jpeg\r\n …
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-/// The path every HTTP viewer opens.
+use crate::dial::{self, Conn};
+
+/// The path of the default stream's MJPEG; a named stream's is under its name.
 pub const STREAM_PATH: &str = "/stream.mjpg";
 
 /// Longest response head accepted (status line and headers).
@@ -105,28 +107,41 @@ pub fn parse_head(buf: &[u8]) -> anyhow::Result<Option<Head>> {
     Ok(Some(Head { len, boundary, chunked }))
 }
 
-/// The request an HTTP viewer sends (a stalled one sends it too, then never reads).
-pub fn request(server: &str, agent: &str) -> String {
+/// The path of `stream`'s MJPEG: [`STREAM_PATH`] for the default stream (empty), else under
+/// the stream's name (`/front/stream.mjpg`).
+pub fn stream_path(stream: &str) -> String {
+    match stream {
+        "" => STREAM_PATH.to_owned(),
+        name => format!("/{name}{STREAM_PATH}"),
+    }
+}
+
+/// The request an HTTP viewer sends for `stream` (a stalled one sends it too, then never
+/// reads), with `Authorization: Bearer` when there is a token. The token must hold no control
+/// characters (the command line checks).
+pub fn request(server: &str, stream: &str, agent: &str, token: &str) -> String {
+    let path = stream_path(stream);
+    let auth = match token {
+        "" => String::new(),
+        token => format!("Authorization: Bearer {token}\r\n"),
+    };
     format!(
-        "GET {STREAM_PATH} HTTP/1.1\r\nHost: {server}\r\nUser-Agent: {agent}\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {server}\r\nUser-Agent: {agent}\r\n{auth}\
          Accept: multipart/x-mixed-replace, image/jpeg\r\n\r\n"
     )
 }
 
-/// Connects to `server`, asks for the stream and reads the response head, each step within
-/// `wait`. Returns the connection, a reader for the body and the body bytes that came with
-/// the head (feed those first).
+/// Connects to `server` (over TLS with `tls`), sends `request` and reads the response head,
+/// each step within `wait`. Returns the connection, a reader for the body and the body bytes
+/// that came with the head (feed those first).
 pub async fn open(
     server: &str,
-    agent: &str,
+    request: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     wait: Duration,
-) -> anyhow::Result<(TcpStream, MjpegReader, Vec<u8>)> {
-    let mut stream = timeout(wait, TcpStream::connect(server))
-        .await
-        .with_context(|| format!("could not connect to {server} within {wait:?}"))?
-        .with_context(|| format!("could not connect to {server}"))?;
-    let _ = relay::socket::tune_receiver(&stream);
-    timeout(wait, stream.write_all(request(server, agent).as_bytes()))
+) -> anyhow::Result<(Conn, MjpegReader, Vec<u8>)> {
+    let mut stream = dial::connect(server, tls, wait).await?;
+    timeout(wait, stream.write_all(request.as_bytes()))
         .await
         .context("request not taken in time")??;
     let mut buf = vec![0u8; MAX_RESPONSE_HEAD];
@@ -603,5 +618,22 @@ mod tests {
         for bad in ["", ".5", "1.-5", "x", "1e9", "99999999999999999999.0"] {
             assert!(timestamp_us(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn requests_name_the_stream_and_carry_the_token() {
+        let plain = request("127.0.0.1:1", "", "a/1", "");
+        assert!(plain.starts_with("GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1:1\r\n"), "{plain}");
+        assert!(!plain.contains("Authorization") && plain.ends_with("\r\n\r\n"));
+        let named = request("127.0.0.1:1", "front", "a/1", "s3cret");
+        assert!(named.starts_with("GET /front/stream.mjpg HTTP/1.1\r\n"), "{named}");
+        assert!(named.contains("\r\nAuthorization: Bearer s3cret\r\n"), "{named}");
+        // The whole request parses as one, headers and all.
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut headers);
+        assert!(
+            matches!(parsed.parse(named.as_bytes()), Ok(httparse::Status::Complete(n)) if n == named.len())
+        );
+        assert_eq!(parsed.path, Some("/front/stream.mjpg"));
     }
 }

@@ -4,16 +4,15 @@
 
 use std::time::Duration;
 
-use crate::load::{Load, Protocol};
+use crate::load::Load;
 use crate::report::{Capacity, Output};
 
 /// What to sweep.
 #[derive(Debug, Clone)]
 pub struct Sweep {
-    /// `host:port` of the server (its HTTP port for HTTP viewers).
-    pub server: String,
-    /// Which port the viewers use (the ceiling is always the dronecast writer).
-    pub protocol: Protocol,
+    /// The load at every count: server, port, streams, token, TLS (its viewer count, warm-up
+    /// and window are set here). The ceiling is always the plain dronecast writer.
+    pub load: Load,
     /// The server's PID, for its CPU and RSS.
     pub server_pid: Option<u32>,
     /// Viewer counts to try, in order; the sweep stops at the first that misses the rate.
@@ -34,10 +33,7 @@ const CEILING_FRAME_BYTES: usize = 65_000;
 pub async fn run(sweep: &Sweep, out: Output) -> anyhow::Result<Capacity> {
     let mut best = None;
     for &viewers in &sweep.counts {
-        let load = Load {
-            protocol: sweep.protocol,
-            ..Load::new(&sweep.server, viewers, WARMUP, sweep.duration)
-        };
+        let load = Load { viewers, warmup: WARMUP, duration: sweep.duration, ..sweep.load.clone() };
         let figures = crate::measure("relay", &load, sweep.server_pid).await;
         out.figures(&figures)?;
         if figures.connected < viewers || figures.fps_min < sweep.min_fps {

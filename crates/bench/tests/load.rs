@@ -1,6 +1,7 @@
 //! The load generator against a real relay in this process: a stream published at 30 fps with
 //! data on every frame, served on both ports. The dronecast and the HTTP viewers report the
-//! same figures, messages reach the source, and a stalled HTTP viewer harms nobody.
+//! same figures, messages reach the source, and a stalled HTTP viewer harms nobody. Viewers
+//! spread over named streams are counted per stream; over TLS with a token they see the same.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,37 +23,50 @@ struct Relay {
 /// A relay on two ephemeral loopback ports, publishing a 20 KB "JPEG" with 1 KiB of data at
 /// 30 fps.
 async fn relay() -> Relay {
-    let (hub, stream) = Hub::single(ServerConfig::default(), Stream::with_default_limit("main"));
+    relay_with(ServerConfig::default(), &[("main", 30)]).await
+}
+
+/// A relay with `config`, serving `streams` (name, frames a second; the first is the default)
+/// with those frames; [`Relay::stream`] is the first.
+async fn relay_with(config: ServerConfig, streams: &[(&str, u64)]) -> Relay {
+    let hub = Hub::new(config);
     let stop = CancellationToken::new();
+    let mut first = None;
+    for &(name, fps) in streams {
+        let stream = hub.add_stream(Stream::with_default_limit(name)).expect("a new stream");
+        first.get_or_insert_with(|| stream.clone());
+        tokio::spawn(publish(stream, fps, stop.clone()));
+    }
+    let stream = first.expect("at least one stream");
     let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let (tcp_addr, http_addr) =
         (tcp.local_addr().expect("addr").to_string(), http.local_addr().expect("addr").to_string());
     tokio::spawn(Server::new(hub.clone()).run(tcp, stop.clone()));
     tokio::spawn(HttpServer::new(hub, HttpConfig::default()).run(http, stop.clone()));
-    let publisher = stream.clone();
-    let stop_publishing = stop.clone();
-    tokio::spawn(async move {
-        let payload = Bytes::from(vec![0x5a; 20_000]);
-        let meta = vec![b' '; 1024];
-        let mut ticks = tokio::time::interval(Duration::from_millis(33));
-        for seq in 0.. {
-            tokio::select! {
-                _ = stop_publishing.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
-            let header = FrameHeader {
-                seq,
-                capture_us: relay::clock::now_us(),
-                encoding: Encoding::Jpeg,
-                width: 640,
-                height: 480,
-            };
-            let frame = Frame::with_flags(header, flags::META_FRESH, &meta, payload.clone());
-            publisher.publish(frame).expect("small frame");
-        }
-    });
     Relay { tcp: tcp_addr, http: http_addr, stream, stop }
+}
+
+/// Publishes a 20 KB "JPEG" with 1 KiB of data `fps` times a second until `stop`.
+async fn publish(publisher: Arc<Stream>, fps: u64, stop: CancellationToken) {
+    let payload = Bytes::from(vec![0x5a; 20_000]);
+    let meta = vec![b' '; 1024];
+    let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / fps));
+    for seq in 0.. {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let header = FrameHeader {
+            seq,
+            capture_us: relay::clock::now_us(),
+            encoding: Encoding::Jpeg,
+            width: 640,
+            height: 480,
+        };
+        let frame = Frame::with_flags(header, flags::META_FRESH, &meta, payload.clone());
+        publisher.publish(frame).expect("small frame");
+    }
 }
 
 fn load(server: &str, protocol: Protocol) -> Load {
@@ -106,4 +120,69 @@ async fn messages_reach_a_source_that_takes_them_and_no_other() {
     }
     assert!(received >= 40, "{received}: the window's and the warm-up's");
     assert_eq!(names.len(), 5, "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_spread_round_robin_and_each_stream_counts() {
+    let relay = relay_with(ServerConfig::default(), &[("fast", 30), ("slow", 10)]).await;
+    let streams = vec!["fast".to_owned(), "slow".to_owned()];
+    for server in [&relay.tcp, &relay.http] {
+        let protocol = if server == &relay.tcp { Protocol::Tcp } else { Protocol::Http };
+        let spread =
+            Load { viewers: 7, stalled: 2, streams: streams.clone(), ..load(server, protocol) };
+        let f = bench::measure("relay", &spread, None).await;
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert_eq!((f.connected, f.streams, f.slowest_stream.as_str()), (7, 2, "slow"), "{f:?}");
+        // Four viewers on the fast stream, three on the slow one: the fast ones hold the
+        // median of all seven, the slow stream's median is the lowest.
+        assert!((8.0..=11.0).contains(&f.stream_fps_p50_min), "{f:?}");
+        assert!((8.0..=11.0).contains(&f.fps_min) && f.fps_p50 >= 20.0, "{f:?}");
+    }
+    let unknown = Load { streams: vec!["nope".into()], ..load(&relay.tcp, Protocol::Tcp) };
+    let f = bench::measure("relay", &unknown, None).await;
+    relay.stop.cancel();
+    assert_eq!(f.connected, 0);
+    assert!(f.errors.iter().any(|e| e.contains("nope")), "{:?}", f.errors);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_with_the_token_watch_over_tls_and_others_are_told_why_not() {
+    let dir = std::env::temp_dir().join(format!("relay-bench-tls-{}", std::process::id()));
+    let (cert, key, pin) = bench::cert(&dir).expect("a self-signed certificate");
+    let config = ServerConfig {
+        tls: Some(relay::tls::ServerTls::load(&cert, &key).expect("it loads")),
+        auth: Some(Arc::new(relay::auth::Auth::new(&["t0k".into()], None).expect("tokens"))),
+        ..ServerConfig::default()
+    };
+    let relay = relay_with(config, &[("main", 30)]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let trusted = relay::tls::client_config(&relay::tls::Trust::Pin(pin)).expect("pinned");
+    let secure = |server: &str, protocol| Load {
+        tls: Some(trusted.clone()),
+        token: bench::load::Token("t0k".into()),
+        stalled: 1,
+        ..load(server, protocol)
+    };
+    for f in [
+        bench::measure("relay", &secure(&relay.tcp, Protocol::Tcp), None).await,
+        bench::measure("relay", &secure(&relay.http, Protocol::Http), None).await,
+    ] {
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert!(f.tls && f.connected == 5 && f.fps_min >= 20.0, "{f:?}");
+        assert!(f.table().contains("+tls viewers 5/5 (+1 stalled)"), "{}", f.table());
+    }
+    let wrong_pin =
+        relay::tls::client_config(&relay::tls::Trust::Pin(relay::tls::Fingerprint([7; 32])));
+    let impostor =
+        Load { tls: Some(wrong_pin.expect("pinned")), ..secure(&relay.tcp, Protocol::Tcp) };
+    let f = bench::measure("relay", &impostor, None).await;
+    assert_eq!(f.connected, 0);
+    assert!(f.errors.iter().any(|e| e.contains("TLS")), "{:?}", f.errors);
+    // Last: an address that gave no token is made to wait before its next try.
+    let no_token =
+        Load { token: bench::load::Token::default(), ..secure(&relay.tcp, Protocol::Tcp) };
+    let f = bench::measure("relay", &no_token, None).await;
+    relay.stop.cancel();
+    assert_eq!(f.connected, 0);
+    assert!(f.errors.iter().any(|e| e.contains("token")), "{:?}", f.errors);
 }
