@@ -9,7 +9,7 @@ use args::{Cli, Cmd};
 use bench::feed::Feed;
 use bench::load::Protocol;
 use bench::report::Output;
-use bench::slowlink::SlowLink;
+use bench::slowlink::{Compare, SlowLink};
 use bench::sweep::Sweep;
 use clap::Parser;
 
@@ -39,11 +39,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let sweep = Sweep { server, protocol, server_pid, counts, min_fps, duration };
             bench::sweep::run(&sweep, Output { json }).await.map(drop)
         }
-        Some(Cmd::Slowlink { drone, cache_server, rate_kbit, duration, intervals, lowat }) => {
+        Some(Cmd::Slowlink {
+            drone,
+            cache_server,
+            rate_kbit,
+            duration,
+            intervals,
+            lowat,
+            pacing,
+            compare,
+            layers,
+        }) => {
+            let compare = compare.unwrap_or(match layers {
+                None => Compare::Pacing,
+                Some(_) => Compare::None,
+            });
             let notsent_lowat = lowat;
-            let link =
-                SlowLink { drone, cache_server, rate_kbit, notsent_lowat, duration, intervals };
-            bench::slowlink::run_on_and_off(link).await
+            let link = SlowLink {
+                drone,
+                cache_server,
+                rate_kbit,
+                notsent_lowat,
+                pacing,
+                layers,
+                duration,
+                intervals,
+            };
+            bench::slowlink::run(link, compare).await
         }
         Some(Cmd::Feed { udp, bytes, rate, duration }) => {
             bench::feed::run(&Feed { to: udp, bytes, rate, duration }).await.map(drop)

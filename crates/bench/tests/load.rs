@@ -1,6 +1,7 @@
 //! The load generator against a real relay in this process: a stream published at 30 fps with
 //! data on every frame, served on both ports. The dronecast and the HTTP viewers report the
-//! same figures, messages reach the source, and a stalled HTTP viewer harms nobody.
+//! same figures, messages reach the source, a stalled HTTP viewer harms nobody, and viewers
+//! get (and count) the quality layer they ask for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,12 @@ struct Relay {
 /// A relay on two ephemeral loopback ports, publishing a 20 KB "JPEG" with 1 KiB of data at
 /// 30 fps.
 async fn relay() -> Relay {
+    relay_with_layers(false).await
+}
+
+/// [`relay`], with `layers`: each capture also as a 5 KB layer, the layers named `vga` and
+/// `qvga`.
+async fn relay_with_layers(layers: bool) -> Relay {
     let (hub, stream) = Hub::single(ServerConfig::default(), Stream::with_default_limit("main"));
     let stop = CancellationToken::new();
     let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -30,10 +37,14 @@ async fn relay() -> Relay {
         (tcp.local_addr().expect("addr").to_string(), http.local_addr().expect("addr").to_string());
     tokio::spawn(Server::new(hub.clone()).run(tcp, stop.clone()));
     tokio::spawn(HttpServer::new(hub, HttpConfig::default()).run(http, stop.clone()));
+    if layers {
+        stream.set_layer_names(vec!["vga".into(), "qvga".into()]);
+    }
     let publisher = stream.clone();
     let stop_publishing = stop.clone();
     tokio::spawn(async move {
         let payload = Bytes::from(vec![0x5a; 20_000]);
+        let small = Bytes::from(vec![0x5a; 5_000]);
         let meta = vec![b' '; 1024];
         let mut ticks = tokio::time::interval(Duration::from_millis(33));
         for seq in 0.. {
@@ -50,6 +61,12 @@ async fn relay() -> Relay {
             };
             let frame = Frame::with_flags(header, flags::META_FRESH, &meta, payload.clone());
             publisher.publish(frame).expect("small frame");
+            if layers {
+                let header = FrameHeader { width: 320, height: 240, ..header };
+                let flags = Frame::layer_flags(1, flags::META_FRESH);
+                let frame = Frame::with_flags(header, flags, &meta, small.clone());
+                publisher.publish(frame).expect("small layer");
+            }
         }
     });
     Relay { tcp: tcp_addr, http: http_addr, stream, stop }
@@ -106,4 +123,26 @@ async fn messages_reach_a_source_that_takes_them_and_no_other() {
     }
     assert!(received >= 40, "{received}: the window's and the warm-up's");
     assert_eq!(names.len(), 5, "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_get_and_count_the_layer_they_ask_for() {
+    let relay = relay_with_layers(true).await;
+    let asking = |layer: Option<&str>| Load {
+        layer: layer.map(str::to_owned),
+        ..load(&relay.tcp, Protocol::Tcp)
+    };
+    // No layers in the hello (an old viewer), the relay's choice on a fast link, a pinned one.
+    let old = bench::measure("relay", &asking(None), None).await;
+    let auto = bench::measure("relay", &asking(Some(framing::layers::AUTO)), None).await;
+    let pinned = bench::measure("relay", &asking(Some("qvga")), None).await;
+    relay.stop.cancel();
+    for (f, layer) in [(&old, "vga"), (&auto, "vga"), (&pinned, "qvga")] {
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert_eq!(f.layer, layer, "{f:?}");
+        assert_eq!(f.layer_switches, 0, "{f:?}");
+        let frames: Vec<&String> = f.layer_frames.keys().collect();
+        assert_eq!(frames, [layer], "{f:?}");
+        assert!(f.fps_min >= 20.0 && (f.layer_fps[layer] - f.fps_p50).abs() < 2.0, "{f:?}");
+    }
 }
