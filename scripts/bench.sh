@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Reproduces the figures of docs/BENCHMARKS.md on this machine, all on loopback (target 6 in
-# network namespaces it creates; needs root). Usage: scripts/bench.sh [TARGET...]  (1–12 and 15; all
-# by default; 8 is the drone's JPEG encoders, 9 the HTTP port (9a, 9b, 9c: its three
-# targets), 10 data and messages, 11 named streams (11a, 11b), 12 tokens and TLS, with a perf
-# profile when perf is there), 15 a two-level tree of relays). RUNS=3
-# sets the repeats whose medians are reported. The ports (loopback) can be moved with
-# DRONE_PORT, CACHE_PORT, HTTP_PORT and META_PORT, e.g. when another copy is running.
+# Reproduces the figures of docs/BENCHMARKS.md on this machine, all on loopback (targets 6,
+# 14a and 14b in network namespaces they create; need root). Usage: scripts/bench.sh
+# [TARGET...]  (1–12, 14 and 15; all by default; 8 is the drone's JPEG encoders, 9 the HTTP
+# port (9a, 9b, 9c: its three targets), 10 data and messages, 11 named streams (11a, 11b), 12
+# tokens and TLS (with a perf profile when perf is there), 14 quality layers and pacing (14a
+# slow link at half the top layer's bitrate, pacing on vs off; 14b a quarter, layers on, then
+# the shaping lifted and put back; 14c 200 viewers, layers off vs on; 14d the drone's cost per
+# layer), 15 a two-level tree of relays). RUNS=3 sets the repeats whose medians are reported.
+# The ports (loopback) can be moved with DRONE_PORT, CACHE_PORT, HTTP_PORT, META_PORT and
+# TREE_PORT, e.g. when another copy is running.
 # For a quick smoke run of 11 and 12: VIEWERS_DIV=10 divides their viewer counts, WINDOW=3
 # shortens their 20 s windows, PERF_SECONDS=3 the profile (10 s).
 set -euo pipefail
@@ -20,9 +23,14 @@ CACHE=127.0.0.1:${CACHE_PORT:-29998}
 HTTP=127.0.0.1:${HTTP_PORT:-29980}
 META=127.0.0.1:${META_PORT:-29970}
 targets=()
-for t in "${@:-1 2 3 4 5 6 7 8 9 10 11 12 15}"; do
+for t in "${@:-1 2 3 4 5 6 7 8 9 10 11 12 14 15}"; do
   for u in $t; do
-    case $u in 9) targets+=(9a 9b 9c) ;; 11) targets+=(11a 11b) ;; *) targets+=("$u") ;; esac
+    case $u in
+      9) targets+=(9a 9b 9c) ;;
+      11) targets+=(11a 11b) ;;
+      14) targets+=(14a 14b 14c 14d) ;;
+      *) targets+=("$u") ;;
+    esac
   done
 done
 
@@ -67,6 +75,8 @@ start_with_data() {
   $T/relay-bench feed --udp $META --bytes 1024 --rate 30 &
   FPID=$!
 }
+# The layers of target 14: the full test pattern and a 320x240 layer at quality 50.
+LAYERS=640x480,small=320x240@50
 bench() { $T/relay-bench --server $CACHE --server-pid "$CPID" "$@"; }
 http_bench() { $T/relay-bench --http --server $HTTP --server-pid "$CPID" "$@"; }
 # viewers N: N divided by VIEWERS_DIV (targets 11 and 12).
@@ -93,8 +103,8 @@ for t in "${targets[@]}"; do
        echo "## 4b. 100 viewers and one that never reads"; start; bench --viewers 100 --stalled 1 --duration 20 --repeat "$RUNS"
        echo "## 4c. the same over 60 s, for RSS"; start; bench --viewers 100 --stalled 1 --duration 60 --intervals 6 ;;
     5) echo "## 5. joining one by one"; start; bench --viewers 100 --join-interval-ms 20 --duration 5 --repeat "$RUNS" ;;
-    6) echo "## 6. slow link (half the stream's bitrate)"; stop
-       for _ in $(seq "$RUNS"); do $T/relay-bench slowlink --duration 60 --intervals 6; done ;;
+    6) echo "## 6. slow link (half the stream's bitrate), low watermark on vs off (before pacing)"; stop
+       for _ in $(seq "$RUNS"); do $T/relay-bench slowlink --compare lowat --pacing off --duration 60 --intervals 6; done ;;
     7) echo "## 7. frame header micro-benchmarks"; cargo bench -q -p framing --bench header 2>/dev/null | grep -E "^[a-z].*|time:" ;;
     8) echo "## 8. JPEG encoders (drone), 640x480 q80"; stop
        cargo bench -q -p drone --bench encode 2>/dev/null | grep -E "^[a-z].*|time:|thrpt:" ;;
@@ -182,5 +192,19 @@ for t in "${targets[@]}"; do
         wait "${waits[@]}"
         echo "level 1: $(tail -n 1 /tmp/dronecast-bench-l1.json)"
         for i in 1 2 3; do echo "level 2, relay $i: $(tail -n 1 "/tmp/dronecast-bench-l2-$i.json")"; done ;;
+    14a) echo "## 14a. slow link at half the top layer's bitrate, layers off: pacing on, then off"; stop
+        for _ in $(seq "$RUNS"); do $T/relay-bench slowlink --rate-kbit 8000 --duration 60 --intervals 6; done ;;
+    14b) echo "## 14b. slow link at a quarter, layers on (viewer on auto): then lifted, then back"; stop
+        for _ in $(seq "$RUNS"); do
+          $T/relay-bench slowlink --rate-kbit 4000 --layers "$LAYERS" --duration 60 --intervals 6
+        done ;;
+    14c) echo "## 14c. 200 viewers: drone without layers (CPU ratio against the next two)"
+        start; bench --viewers 200 --duration 20 --repeat "$RUNS"
+        echo "## 14c. 200 viewers: drone with --layers $LAYERS, viewers' hello without layers (top)"
+        DRONE_FLAGS=(--layers "$LAYERS"); start; bench --viewers 200 --duration 20 --repeat "$RUNS"
+        echo "## 14c. the same, viewers on auto (the relay's choice; on loopback, the top)"
+        start; DRONE_FLAGS=(); bench --viewers 200 --duration 20 --repeat "$RUNS" --layer auto ;;
+    14d) echo "## 14d. what a layer costs the drone"; stop
+        cargo bench -q -p drone --bench layers 2>/dev/null | grep -E "^[a-z].*|time:|thrpt:" ;;
   esac
 done

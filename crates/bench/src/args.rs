@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bench::load::{Load, Protocol, Token};
 use bench::report::Output;
+use bench::slowlink::Compare;
 use clap::{Args, Parser, Subcommand};
 
 /// Opens many viewers against a dronecast server (drone or cache-server) from one process and
@@ -56,6 +57,37 @@ pub struct RunArgs {
     /// Also report frame age p99 for each of this many equal slices of the window.
     #[arg(long, default_value_t = 1)]
     pub intervals: usize,
+    /// Ask for a quality layer in the hello (dronecast viewers): `auto` (the relay's choice
+    /// for each viewer's link), `top`, a number (0 the top) or the source's name for one.
+    /// Without it the hello names no layers, as an old viewer's, and gets the top layer.
+    #[arg(long, value_name = "LAYER", value_parser = layer)]
+    pub layer: Option<String>,
+    /// Print a JSON line on stdout each time a viewer is on another layer
+    /// (`{"event":"layer","viewer":0,"layer":1,"name":"small","since_us":…,"at_us":…}`: three
+    /// frames in a row of it, the first at since_us, µs since the Unix epoch; a single probe
+    /// frame is no change), and `{"event":"window_end","at_us":…}` when the window ends.
+    #[arg(long)]
+    pub layer_events: bool,
+    /// After the window, keep the viewers watching (and printing layer events) until stdin
+    /// closes, then print the window's figures.
+    #[arg(long)]
+    pub hold: bool,
+}
+
+/// Checks `--layer`: `auto`, `top`, a layer number or a layer name; returns what the hello
+/// asks for.
+fn layer(s: &str) -> Result<String, String> {
+    use framing::layers::{AUTO, MAX_LAYERS, valid_name};
+    match s {
+        "auto" => Ok(AUTO.to_owned()),
+        "top" => Ok("0".to_owned()),
+        _ => match s.parse::<usize>() {
+            Ok(n) if n < MAX_LAYERS => Ok(n.to_string()),
+            Ok(n) => Err(format!("layer {n}: a stream has layers 0 to {}", MAX_LAYERS - 1)),
+            Err(_) if valid_name(s) => Ok(s.to_owned()),
+            Err(_) => Err(format!("'{s}' is not auto, top, a layer number or a layer name")),
+        },
+    }
 }
 
 /// Flags of every measuring command.
@@ -135,7 +167,9 @@ pub enum Cmd {
         json: bool,
     },
     /// One viewer behind a link shaped to --rate-kbit (network namespaces + tc tbf, created
-    /// and removed here; needs root), with the cache-server's low watermark on, then off.
+    /// and removed here; needs root), the cache-server's freshness pacing on, then off
+    /// (--compare). With --layers, the viewer is on `auto`; after the window the shaping is
+    /// lifted and then put back, timing the viewer's steps up and down.
     Slowlink {
         /// The drone binary.
         #[arg(long, default_value = "target/release/drone")]
@@ -152,9 +186,22 @@ pub enum Cmd {
         /// Slices of the window for the frame-age series.
         #[arg(long, default_value_t = 6)]
         intervals: usize,
-        /// The cache-server's --notsent-lowat for the "on" run.
+        /// The cache-server's --notsent-lowat (for --compare lowat: in the "on" run).
         #[arg(long, default_value_t = 16_384)]
         lowat: u32,
+        /// The cache-server's --pacing, unless --compare pacing runs both.
+        #[arg(long, default_value = "on", value_name = "on|off", value_parser = cli::args::on_off,
+              action = clap::ArgAction::Set)]
+        pacing: bool,
+        /// What to run twice, on then off: `pacing` (the cache-server's --pacing), `lowat` (its
+        /// --notsent-lowat, then 0) or `none` (one run). Default: `pacing`, or `none` with
+        /// --layers.
+        #[arg(long, value_enum)]
+        compare: Option<Compare>,
+        /// The drone's --layers (e.g. `640x480,small=320x240@50`); the viewer asks for `auto`,
+        /// and after the window the shaping is lifted, then put back, to time its steps.
+        #[arg(long, value_name = "LIST")]
+        layers: Option<String>,
     },
     /// Sends data for every frame: a JSON object of --bytes bytes, one UDP datagram each, at
     /// --rate a second, to a drone started with `--meta-from udp:127.0.0.1:PORT`. Runs until
@@ -200,6 +247,9 @@ impl RunArgs {
         if self.http && rate > 0.0 {
             anyhow::bail!("--messages-per-second needs dronecast viewers: HTTP has no way back");
         }
+        if self.http && (self.layer.is_some() || self.layer_events) {
+            anyhow::bail!("--layer and --layer-events need dronecast viewers, not --http");
+        }
         let (warmup, duration) = (self.common.warmup, self.common.duration);
         let load = Load {
             protocol: if self.http { Protocol::Http } else { Protocol::Tcp },
@@ -207,6 +257,9 @@ impl RunArgs {
             join_interval: self.join_interval_ms.map(Duration::from_millis),
             intervals: self.intervals,
             messages_per_second: rate,
+            layer: self.layer.clone(),
+            layer_events: self.layer_events,
+            hold: self.hold,
             ..Load::new(server, self.common.viewers, warmup, duration)
         };
         self.reach.apply(load)

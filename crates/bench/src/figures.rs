@@ -2,10 +2,13 @@
 //! times the benchmarks report (percentiles from an HDR histogram), as a table or JSON, and the
 //! median of several runs.
 
+use std::collections::BTreeMap;
+
+use framing::layers::MAX_LAYERS;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::load::{Load, ViewerResult};
+use crate::load::{Load, ViewerResult, layer_name};
 
 /// Server-side samples taken during the window.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -85,6 +88,21 @@ pub struct Figures {
     pub messages_per_s: f64,
     /// Viewers that were to send messages but whose source takes none (so sent none).
     pub messages_not_taken: usize,
+    /// The quality layer the viewers were on at the end of the window (the one most were on,
+    /// if they differ): its name, or its number when the source named none; empty when no
+    /// viewer saw layers (HTTP viewers do not).
+    pub layer: String,
+    /// Frames whose layer differed from the frame before, all viewers together (a probe of
+    /// the layer above, one frame, makes two).
+    pub layer_switches: u64,
+    /// Counted frames of each layer that had any, all viewers together. Frame ages and fps
+    /// above are over every layer that arrived.
+    pub layer_frames: BTreeMap<String, u64>,
+    /// Those frames per second per viewer, by layer.
+    pub layer_fps: BTreeMap<String, f64>,
+    /// Layers the source named in its hello (0 when it named none, or the viewers did not
+    /// learn: HTTP).
+    pub source_layers: usize,
     /// The first few viewer errors, for diagnosis.
     pub errors: Vec<String>,
 }
@@ -172,6 +190,7 @@ pub fn summarize(
     let mut errors: Vec<String> = results.iter().filter_map(|r| r.error.clone()).collect();
     errors.dedup();
     errors.truncate(5);
+    let layers = Layers::of(results, secs);
     Figures {
         mode,
         protocol: load.protocol.name(),
@@ -202,7 +221,52 @@ pub fn summarize(
         messages_asked_per_viewer_s: load.messages_per_second,
         messages_per_s: messages as f64 / secs,
         messages_not_taken: results.iter().filter(|r| r.messages_not_taken).count(),
+        layer: layers.at_end,
+        layer_switches: layers.switches,
+        layer_frames: layers.frames,
+        layer_fps: layers.fps,
+        source_layers: layers.named,
         errors,
+    }
+}
+
+/// The layer figures of a run.
+struct Layers {
+    named: usize,
+    at_end: String,
+    switches: u64,
+    frames: BTreeMap<String, u64>,
+    fps: BTreeMap<String, f64>,
+}
+
+impl Layers {
+    fn of(results: &[ViewerResult], secs: f64) -> Layers {
+        let names = results.iter().map(|r| &r.layer_names).find(|n| !n.is_empty());
+        let names = names.map_or(&[][..], Vec::as_slice);
+        let mut on_at_end = [0usize; MAX_LAYERS];
+        let mut per_layer = [0u64; MAX_LAYERS];
+        for r in results {
+            if let Some(layer) = r.layer_at_end {
+                on_at_end[layer.min(MAX_LAYERS - 1)] += 1;
+            }
+            for (total, n) in per_layer.iter_mut().zip(r.layer_frames) {
+                *total += n;
+            }
+        }
+        // The most viewers' layer; on a tie, the higher quality (the lower number).
+        let most =
+            (0..MAX_LAYERS).rev().max_by_key(|&l| on_at_end[l]).filter(|&l| on_at_end[l] > 0);
+        let viewers = results.len().max(1) as f64;
+        let had = (0..MAX_LAYERS).filter(|&l| per_layer[l] > 0);
+        Layers {
+            named: names.len(),
+            at_end: most.map(|l| layer_name(names, l)).unwrap_or_default(),
+            switches: results.iter().map(|r| r.layer_switches).sum(),
+            frames: had.clone().map(|l| (layer_name(names, l), per_layer[l])).collect(),
+            fps: had
+                .map(|l| (layer_name(names, l), per_layer[l] as f64 / secs / viewers))
+                .collect(),
+        }
     }
 }
 
@@ -279,6 +343,16 @@ impl Figures {
                 self.messages_not_taken
             ));
         }
+        if self.source_layers > 1 || self.layer_frames.len() > 1 || self.layer_switches > 0 {
+            let fps: Vec<String> =
+                self.layer_fps.iter().map(|(name, fps)| format!("{name} {fps:.1}")).collect();
+            out.push_str(&format!(
+                "layers         fps per viewer by layer: {}; {} switches; on {} at the end\n",
+                fps.join(", "),
+                self.layer_switches,
+                self.layer
+            ));
+        }
         for err in &self.errors {
             out.push_str(&format!("viewer error: {err}\n"));
         }
@@ -317,6 +391,7 @@ pub fn median(runs: &[Figures]) -> Option<Figures> {
     out.meta_bytes_avg = mid(&|s| s.meta_bytes_avg);
     out.meta_fresh_pct = mid(&|s| s.meta_fresh_pct);
     out.messages_per_s = mid(&|s| s.messages_per_s);
+    out.layer_switches = mid(&|s| s.layer_switches as f64) as u64;
     out.connected = runs.iter().map(|s| s.connected).min().unwrap_or(0);
     out.mode = "median";
     Some(out)
@@ -361,6 +436,37 @@ mod tests {
         assert_eq!(f.age_ms_p99_series.len(), 2);
         assert!(near(f.age_ms_p99_series[0], 50.0), "{:?}", f.age_ms_p99_series);
         assert_eq!((f.viewers, f.connected), (2, 2));
+    }
+
+    #[test]
+    fn layers_are_counted_by_name_and_the_layer_at_the_end_is_the_most_viewers_one() {
+        let names = vec!["640x480".to_owned(), "small".to_owned()];
+        let on = |layer, frames: [u64; MAX_LAYERS], switches| ViewerResult {
+            layer_names: names.clone(),
+            layer_frames: frames,
+            layer_switches: switches,
+            layer_at_end: Some(layer),
+            ..viewer(frames.iter().sum(), &[])
+        };
+        let results = [on(1, [10, 290, 0, 0], 4), on(1, [300, 0, 0, 0], 0), on(0, [0; 4], 0)];
+        let load = Load::new("x", 3, Duration::ZERO, Duration::ZERO);
+        let f = summarize("relay", &load, &results, 10.0, ServerSample::default());
+        assert_eq!((f.layer.as_str(), f.source_layers), ("small", 2));
+        assert_eq!(f.layer_switches, 4);
+        let frames: Vec<(&str, u64)> =
+            f.layer_frames.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+        assert_eq!(frames, [("640x480", 310), ("small", 290)]);
+        // Per viewer: 290 frames over 10 s and 3 viewers.
+        assert!((f.layer_fps["small"] - 290.0 / 30.0).abs() < 1e-9, "{:?}", f.layer_fps);
+        assert!(f.table().contains("small 9.7; 4 switches; on small at the end"), "{}", f.table());
+
+        // A tie goes to the higher quality; a source without names gets numbers.
+        let plain = |layer| ViewerResult { layer_at_end: Some(layer), ..ViewerResult::default() };
+        let f = summarize("relay", &load, &[plain(1), plain(0)], 10.0, ServerSample::default());
+        assert_eq!((f.layer.as_str(), f.source_layers), ("0", 0));
+        // No layers seen (HTTP viewers): nothing.
+        let f = summarize("relay", &load, &[viewer(3, &[])], 10.0, ServerSample::default());
+        assert!(f.layer.is_empty() && f.layer_frames.is_empty() && !f.table().contains("layers"));
     }
 
     #[test]

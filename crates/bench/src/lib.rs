@@ -14,7 +14,8 @@
 //! - [`ceiling`] — the trivial static-buffer writer that defines the ceiling, and the child
 //!   process it runs in.
 //! - [`sweep`] — the capacity sweep: growing viewer counts, then the ceiling.
-//! - [`slowlink`] — one viewer behind a shaped link, in network namespaces made here.
+//! - [`slowlink`] — one viewer behind a shaped link, in network namespaces made here: pacing
+//!   on vs off, or with quality layers the viewer on `auto` and its steps timed.
 //!
 //! Server CPU and memory come from `harness::usage` (`/proc`, through the `procfs` crate).
 

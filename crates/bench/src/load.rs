@@ -1,16 +1,21 @@
 //! The load generator: N measuring viewers (plus K that never read) against one server, all
 //! in this process, each on its own tokio task. Viewers speak the dronecast protocol (the TCP
 //! port) or HTTP (`GET /stream.mjpg` on the HTTP port, parsed by [`crate::mjpeg`]); both
-//! report the same figures. Dronecast viewers can also send the source messages. Viewers can
-//! be spread over several named streams, give a token, and speak TLS; the window opens only
-//! once every viewer has finished joining (its TLS handshake too).
+//! report the same figures. Dronecast viewers can also send the source messages, ask for a
+//! quality layer (or the relay's choice), count the frames of each layer and the switches
+//! between them, and print each change of layer as it happens (for `relay-bench slowlink`,
+//! which times them from another process). Viewers can be spread over several named streams,
+//! give a token, and speak TLS; the window opens only once every viewer has finished joining
+//! (its TLS handshake too).
 
 use std::fmt;
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use framing::layers::MAX_LAYERS;
 use framing::{Hello, Role, ViewerMessage};
 use relay::clock::now_us;
 use relay::{SubscribeOptions, Subscription, subscribe};
@@ -88,6 +93,16 @@ pub struct Load {
     pub token: Token,
     /// TLS to the server: how the viewers trust it. `None`: plain TCP.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The quality layer dronecast viewers ask for: `None` for a hello without
+    /// [`framing::features::LAYERS`] (the top layer only, as an old viewer gets), else the
+    /// hello's `layers` field ([`framing::layers::AUTO`], empty, for the relay's choice).
+    pub layer: Option<String>,
+    /// Print a JSON line on stdout each time a viewer's layer changes ([`LayerEvent`]), and
+    /// one when the window ends.
+    pub layer_events: bool,
+    /// After the window, keep the viewers watching (and printing layer events) until stdin
+    /// closes; the figures are still those of the window.
+    pub hold: bool,
 }
 
 /// A token for the server; empty for none. Never shown by `Debug`.
@@ -117,6 +132,9 @@ impl Load {
             streams: Vec::new(),
             token: Token::default(),
             tls: None,
+            layer: None,
+            layer_events: false,
+            hold: false,
         }
     }
 
@@ -158,6 +176,104 @@ pub struct ViewerResult {
     pub messages_sent: u64,
     /// Messages were asked for but the source takes none, so none were sent.
     pub messages_not_taken: bool,
+    /// The source's names for its quality layers, top first (empty: it named none).
+    pub layer_names: Vec<String>,
+    /// Counted frames of each layer.
+    pub layer_frames: [u64; MAX_LAYERS],
+    /// Counted frames whose layer differs from the frame before (a probe of the layer above,
+    /// one frame, makes two).
+    pub layer_switches: u64,
+    /// The layer the viewer was on ([`LayerTrack::steady`]) at its last counted frame.
+    pub layer_at_end: Option<usize>,
+}
+
+/// Frames in a row of one layer before a viewer counts as being on it. The relay tests the
+/// link by sending a single frame of the layer above (a probe); that is not a change of layer.
+pub const STEADY_FRAMES: u32 = 3;
+
+/// Follows the layers of a viewer's frames: the switches (a frame whose layer differs from
+/// the previous frame's) and the layer it is on (the last one [`STEADY_FRAMES`] frames in a
+/// row were of).
+#[derive(Debug, Default, Clone)]
+pub struct LayerTrack {
+    last: Option<usize>,
+    run: u32,
+    run_since_us: u64,
+    steady: Option<usize>,
+}
+
+/// What one frame changed, by [`LayerTrack::frame`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Noted {
+    /// Its layer differs from the previous frame's.
+    pub switched: bool,
+    /// The viewer is now on another layer: this one, since the frame that arrived at this
+    /// time (µs since the Unix epoch), the first of the run that made it steady.
+    pub now_on: Option<(usize, u64)>,
+}
+
+impl LayerTrack {
+    /// Notes a frame of `layer` that arrived at `at_us`.
+    pub fn frame(&mut self, layer: usize, at_us: u64) -> Noted {
+        let switched = self.last.is_some_and(|last| last != layer);
+        if self.last == Some(layer) {
+            self.run = self.run.saturating_add(1);
+        } else {
+            (self.last, self.run, self.run_since_us) = (Some(layer), 1, at_us);
+        }
+        let mut now_on = None;
+        if self.run >= STEADY_FRAMES && self.steady != Some(layer) {
+            self.steady = Some(layer);
+            now_on = Some((layer, self.run_since_us));
+        }
+        Noted { switched, now_on }
+    }
+
+    /// The layer the viewer is on: the last one [`STEADY_FRAMES`] frames in a row were of.
+    pub fn steady(&self) -> Option<usize> {
+        self.steady
+    }
+}
+
+/// A line `--layer-events` prints: a viewer is on another layer, or the window ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LayerEvent {
+    /// Viewer `viewer` is on `layer` (named `name`): [`STEADY_FRAMES`] frames in a row were
+    /// of it, the first arriving at `since_us`; `at_us` when that was seen (µs since the Unix
+    /// epoch).
+    Layer {
+        /// Which measuring viewer, from 0.
+        viewer: usize,
+        /// The layer, 0 the top.
+        layer: usize,
+        /// The source's name for it (its number when it named none).
+        name: String,
+        /// Arrival of the first frame of the run.
+        since_us: u64,
+        /// Arrival of the frame that made the run steady.
+        at_us: u64,
+    },
+    /// The measurement window ended (with `hold`, the viewers watch on).
+    WindowEnd {
+        /// When, µs since the Unix epoch.
+        at_us: u64,
+    },
+}
+
+impl LayerEvent {
+    /// Prints it as one line on stdout (nothing if stdout is gone: the parent stopped
+    /// listening).
+    fn print(&self) {
+        if let Ok(line) = serde_json::to_string(self) {
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        }
+    }
+}
+
+/// The name of `layer` among `names` (its number when the source named none).
+pub fn layer_name(names: &[String], layer: usize) -> String {
+    names.get(layer).cloned().unwrap_or_else(|| layer.to_string())
 }
 
 /// The window in µs since the Unix epoch; `u64::MAX` while not yet set.
@@ -249,6 +365,12 @@ where
     shared.window.end.store(start + load.duration.as_micros() as u64, Ordering::Relaxed);
     let measured = during(load.duration).await;
     let secs = load.duration.as_secs_f64();
+    if load.layer_events {
+        LayerEvent::WindowEnd { at_us: now_us() }.print();
+    }
+    if load.hold {
+        until_stdin_closes().await;
+    }
     shared.done.cancel();
     let mut results = Vec::with_capacity(tasks.len());
     for (index, task) in tasks.into_iter().enumerate() {
@@ -261,6 +383,13 @@ where
     }
     drop(stalled);
     (results, secs, measured)
+}
+
+/// Returns when stdin reaches its end (or fails).
+async fn until_stdin_closes() {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 256];
+    while let Ok(1..) = stdin.read(&mut buf).await {}
 }
 
 /// Counts a frame that arrived at `now` (µs) if it falls in the window: new ones only, unless
@@ -299,6 +428,8 @@ async fn tcp_viewer(shared: &Shared, index: usize, mut joined: Joined) -> Viewer
         stream: load.stream_of(index).to_owned(),
         token: Bytes::from(load.token.0.clone()),
         tls: load.tls.clone(),
+        features: if shared.load.layer.is_some() { framing::features::LAYERS } else { 0 },
+        layers: shared.load.layer.clone().unwrap_or_default(),
         connect_timeout: JOIN_PATIENCE,
         handshake_timeout: JOIN_PATIENCE,
         idle_timeout: IDLE_PATIENCE,
@@ -314,8 +445,11 @@ async fn tcp_viewer(shared: &Shared, index: usize, mut joined: Joined) -> Viewer
         }
     };
     let mut messages = message_ticks(&shared.load, index, &sub, &mut result);
+    result.layer_names =
+        framing::layers::parse_names(&sub.source_hello().layers).unwrap_or_default();
+    let mut layers = LayerTrack::default();
     let mut sent_here = 0u64;
-    let mut last: Option<(u64, u64)> = None;
+    let mut last: Option<(u64, u64, usize)> = None;
     loop {
         // `next_frame` is cancel-safe: a frame half read when a tick comes stays buffered.
         let next = tokio::select! {
@@ -350,11 +484,21 @@ async fn tcp_viewer(shared: &Shared, index: usize, mut joined: Joined) -> Viewer
             result.first_frame_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
         }
         let h = frame.header();
-        let new = last != Some((h.seq, h.capture_us));
-        last = Some((h.seq, h.capture_us));
+        // The layers of one capture share its seq and capture time.
+        let layer = frame.layer().min(MAX_LAYERS - 1);
+        let new = last != Some((h.seq, h.capture_us, layer));
+        last = Some((h.seq, h.capture_us, layer));
+        let noted = if new { layers.frame(layer, now) } else { Noted::default() };
+        if let (true, Some((on, since_us))) = (shared.load.layer_events, noted.now_on) {
+            let name = layer_name(&result.layer_names, on);
+            LayerEvent::Layer { viewer: index, layer: on, name, since_us, at_us: now }.print();
+        }
         if count(shared, &mut result, now, new, Some(h.capture_us), frame.wire_len()) {
             result.meta_bytes += frame.meta().len() as u64;
             result.meta_fresh += u64::from(frame.meta_is_fresh());
+            result.layer_frames[layer] += 1;
+            result.layer_switches += u64::from(noted.switched);
+            result.layer_at_end = layers.steady();
         }
     }
     sub.close().await;
@@ -460,4 +604,62 @@ async fn stall(load: &Load, stream: &str) -> anyhow::Result<Conn> {
     // Through TLS, the request is only on its way once flushed.
     timeout(JOIN_PATIENCE, conn.flush()).await??;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `layers`, one frame each 33 ms; returns the switches and each change of layer.
+    fn follow(layers: &[usize]) -> (u64, Vec<(usize, u64)>, Option<usize>) {
+        let mut track = LayerTrack::default();
+        let (mut switches, mut changes) = (0, Vec::new());
+        for (i, &layer) in layers.iter().enumerate() {
+            let noted = track.frame(layer, i as u64 * 33_000);
+            switches += u64::from(noted.switched);
+            changes.extend(noted.now_on);
+        }
+        (switches, changes, track.steady())
+    }
+
+    #[test]
+    fn a_switch_is_a_frame_of_another_layer_than_the_one_before() {
+        let (switches, _, _) = follow(&[0, 0, 1, 1, 1, 0]);
+        assert_eq!(switches, 2);
+        // The first frame switches from nothing.
+        assert_eq!(follow(&[1]).0, 0);
+        assert_eq!(follow(&[]), (0, Vec::new(), None));
+    }
+
+    #[test]
+    fn a_layer_is_on_after_three_frames_in_a_row_and_a_probe_is_no_change() {
+        // Top, down to the small layer, a probe of the top (one frame), back up for good.
+        let frames = [0, 0, 0, 0, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0];
+        let (switches, changes, steady) = follow(&frames);
+        assert_eq!(switches, 4);
+        // Each change is dated by the first frame of its run: frames 0, 4 and 11.
+        assert_eq!(changes, vec![(0, 0), (1, 4 * 33_000), (0, 11 * 33_000)]);
+        assert_eq!(steady, Some(0));
+        // Two frames are not yet a layer.
+        assert_eq!(follow(&[1, 1]).2, None);
+    }
+
+    #[test]
+    fn layer_events_are_one_json_object_a_line_and_read_back() -> anyhow::Result<()> {
+        let event = LayerEvent::Layer {
+            viewer: 0,
+            layer: 1,
+            name: "small".into(),
+            since_us: 1_700_000_000_000_000,
+            at_us: 1_700_000_000_066_000,
+        };
+        let line = serde_json::to_string(&event)?;
+        assert!(line.starts_with(r#"{"event":"layer","viewer":0,"layer":1,"name":"small""#));
+        assert_eq!(serde_json::from_str::<LayerEvent>(&line)?, event);
+        let end = serde_json::to_string(&LayerEvent::WindowEnd { at_us: 5 })?;
+        assert_eq!(end, r#"{"event":"window_end","at_us":5}"#);
+        assert_eq!(layer_name(&["vga".into()], 0), "vga");
+        assert_eq!(layer_name(&["vga".into()], 1), "1");
+        Ok(())
+    }
 }

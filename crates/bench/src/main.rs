@@ -10,7 +10,7 @@ use args::{Cli, Cmd};
 use bench::feed::Feed;
 use bench::load::{Load, Protocol};
 use bench::report::Output;
-use bench::slowlink::SlowLink;
+use bench::slowlink::{Compare, SlowLink};
 use bench::sweep::Sweep;
 use clap::Parser;
 
@@ -49,11 +49,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{fingerprint}");
             Ok(())
         }
-        Some(Cmd::Slowlink { drone, cache_server, rate_kbit, duration, intervals, lowat }) => {
+        Some(Cmd::Slowlink {
+            drone,
+            cache_server,
+            rate_kbit,
+            duration,
+            intervals,
+            lowat,
+            pacing,
+            compare,
+            layers,
+        }) => {
+            let compare = compare.unwrap_or(match layers {
+                None => Compare::Pacing,
+                Some(_) => Compare::None,
+            });
             let notsent_lowat = lowat;
-            let link =
-                SlowLink { drone, cache_server, rate_kbit, notsent_lowat, duration, intervals };
-            bench::slowlink::run_on_and_off(link).await
+            let link = SlowLink {
+                drone,
+                cache_server,
+                rate_kbit,
+                notsent_lowat,
+                pacing,
+                layers,
+                duration,
+                intervals,
+            };
+            bench::slowlink::run(link, compare).await
         }
         Some(Cmd::Feed { udp, bytes, rate, duration }) => {
             bench::feed::run(&Feed { to: udp, bytes, rate, duration }).await.map(drop)

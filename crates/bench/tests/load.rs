@@ -1,7 +1,8 @@
 //! The load generator against a real relay in this process: a stream published at 30 fps with
 //! data on every frame, served on both ports. The dronecast and the HTTP viewers report the
-//! same figures, messages reach the source, and a stalled HTTP viewer harms nobody. Viewers
-//! spread over named streams are counted per stream; over TLS with a token they see the same.
+//! same figures, messages reach the source, a stalled HTTP viewer harms nobody, and viewers
+//! get (and count) the quality layer they ask for. Viewers spread over named streams are
+//! counted per stream; over TLS with a token they see the same.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,19 +24,23 @@ struct Relay {
 /// A relay on two ephemeral loopback ports, publishing a 20 KB "JPEG" with 1 KiB of data at
 /// 30 fps.
 async fn relay() -> Relay {
-    relay_with(ServerConfig::default(), &[("main", 30)]).await
+    relay_with(ServerConfig::default(), &[("main", 30)], false).await
 }
 
 /// A relay with `config`, serving `streams` (name, frames a second; the first is the default)
-/// with those frames; [`Relay::stream`] is the first.
-async fn relay_with(config: ServerConfig, streams: &[(&str, u64)]) -> Relay {
+/// with those frames; [`Relay::stream`] is the first. With `layers`, each capture also as a
+/// 5 KB layer, the layers named `vga` and `qvga`.
+async fn relay_with(config: ServerConfig, streams: &[(&str, u64)], layers: bool) -> Relay {
     let hub = Hub::new(config);
     let stop = CancellationToken::new();
     let mut first = None;
     for &(name, fps) in streams {
         let stream = hub.add_stream(Stream::with_default_limit(name)).expect("a new stream");
+        if layers {
+            stream.set_layer_names(vec!["vga".into(), "qvga".into()]);
+        }
         first.get_or_insert_with(|| stream.clone());
-        tokio::spawn(publish(stream, fps, stop.clone()));
+        tokio::spawn(publish(stream, fps, layers, stop.clone()));
     }
     let stream = first.expect("at least one stream");
     let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -48,8 +53,9 @@ async fn relay_with(config: ServerConfig, streams: &[(&str, u64)]) -> Relay {
 }
 
 /// Publishes a 20 KB "JPEG" with 1 KiB of data `fps` times a second until `stop`.
-async fn publish(publisher: Arc<Stream>, fps: u64, stop: CancellationToken) {
+async fn publish(publisher: Arc<Stream>, fps: u64, layers: bool, stop: CancellationToken) {
     let payload = Bytes::from(vec![0x5a; 20_000]);
+    let small = Bytes::from(vec![0x5a; 5_000]);
     let meta = vec![b' '; 1024];
     let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / fps));
     for seq in 0.. {
@@ -66,6 +72,12 @@ async fn publish(publisher: Arc<Stream>, fps: u64, stop: CancellationToken) {
         };
         let frame = Frame::with_flags(header, flags::META_FRESH, &meta, payload.clone());
         publisher.publish(frame).expect("small frame");
+        if layers {
+            let header = FrameHeader { width: 320, height: 240, ..header };
+            let flags = Frame::layer_flags(1, flags::META_FRESH);
+            let frame = Frame::with_flags(header, flags, &meta, small.clone());
+            publisher.publish(frame).expect("small layer");
+        }
     }
 }
 
@@ -124,7 +136,7 @@ async fn messages_reach_a_source_that_takes_them_and_no_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_spread_round_robin_and_each_stream_counts() {
-    let relay = relay_with(ServerConfig::default(), &[("fast", 30), ("slow", 10)]).await;
+    let relay = relay_with(ServerConfig::default(), &[("fast", 30), ("slow", 10)], false).await;
     let streams = vec!["fast".to_owned(), "slow".to_owned()];
     for server in [&relay.tcp, &relay.http] {
         let protocol = if server == &relay.tcp { Protocol::Tcp } else { Protocol::Http };
@@ -154,7 +166,7 @@ async fn viewers_with_the_token_watch_over_tls_and_others_are_told_why_not() {
         auth: Some(Arc::new(relay::auth::Auth::new(&["t0k".into()], None).expect("tokens"))),
         ..ServerConfig::default()
     };
-    let relay = relay_with(config, &[("main", 30)]).await;
+    let relay = relay_with(config, &[("main", 30)], false).await;
     let _ = std::fs::remove_dir_all(&dir);
     let trusted = relay::tls::client_config(&relay::tls::Trust::Pin(pin)).expect("pinned");
     let secure = |server: &str, protocol| Load {
@@ -185,4 +197,26 @@ async fn viewers_with_the_token_watch_over_tls_and_others_are_told_why_not() {
     relay.stop.cancel();
     assert_eq!(f.connected, 0);
     assert!(f.errors.iter().any(|e| e.contains("token")), "{:?}", f.errors);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_get_and_count_the_layer_they_ask_for() {
+    let relay = relay_with(ServerConfig::default(), &[("main", 30)], true).await;
+    let asking = |layer: Option<&str>| Load {
+        layer: layer.map(str::to_owned),
+        ..load(&relay.tcp, Protocol::Tcp)
+    };
+    // No layers in the hello (an old viewer), the relay's choice on a fast link, a pinned one.
+    let old = bench::measure("relay", &asking(None), None).await;
+    let auto = bench::measure("relay", &asking(Some(framing::layers::AUTO)), None).await;
+    let pinned = bench::measure("relay", &asking(Some("qvga")), None).await;
+    relay.stop.cancel();
+    for (f, layer) in [(&old, "vga"), (&auto, "vga"), (&pinned, "qvga")] {
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert_eq!(f.layer, layer, "{f:?}");
+        assert_eq!(f.layer_switches, 0, "{f:?}");
+        let frames: Vec<&String> = f.layer_frames.keys().collect();
+        assert_eq!(frames, [layer], "{f:?}");
+        assert!(f.fps_min >= 20.0 && (f.layer_fps[layer] - f.fps_p50).abs() < 2.0, "{f:?}");
+    }
 }
