@@ -34,19 +34,26 @@ const LAYERS: &str = "640x480,small=320x240@50";
 /// of the full picture, twice the small layer.
 const SHAPED_KBIT: u32 = 6000;
 
-/// Waits for a frame of `layer` at `client` logged after `since`; returns when it arrived.
+/// Waits until `client` is on `layer`: three frames of it in a row (a probe of the layer above
+/// is one frame), logged after `since`; returns when the first of them arrived.
 fn first_frame_of(client: &Running, layer: usize, since: Instant) -> anyhow::Result<Instant> {
     let needle = format!("layer={layer}");
     let deadline = Instant::now() + PATIENCE;
     let mut since = since;
+    let mut run: Option<(Instant, usize)> = None;
     while Instant::now() < deadline {
         let (at, line) = client.blocking_wait_for_line_since(FRAME, Some(since), PATIENCE)?;
-        if line.contains(&needle) {
-            return Ok(at);
+        run = match (line.contains(&needle), run) {
+            (false, _) => None,
+            (true, None) => Some((at, 1)),
+            (true, Some((first, n))) => Some((first, n + 1)),
+        };
+        if let Some((first, 3)) = run {
+            return Ok(first);
         }
         since = at + Duration::from_micros(1);
     }
-    anyhow::bail!("no frame of layer {layer} within {PATIENCE:?}")
+    anyhow::bail!("not on layer {layer} (three frames in a row) within {PATIENCE:?}")
 }
 
 /// The JSON report a headless client prints when stopped.

@@ -73,8 +73,13 @@ pub struct Report {
     /// The quality layer of the last frame: its name, or its number when the source named
     /// none (`0` is the full picture).
     pub layer: String,
-    /// Times the layer changed from one frame to the next (the relay stepped down or up).
+    /// Times the layer the frames come on changed (the relay stepped down or up). A layer
+    /// counts once [`HOLD_FRAMES`] frames in a row came on it: one frame of the layer above
+    /// (the relay probing the link) is no switch, and is counted in `probe_frames`.
     pub layer_switches: u64,
+    /// Frames of another layer than the one the viewer was on that did not become a switch:
+    /// the relay's probes of the layer above.
+    pub probe_frames: u64,
 }
 
 impl fmt::Display for Report {
@@ -111,6 +116,47 @@ impl fmt::Display for Report {
     }
 }
 
+/// Frames in a row on another layer that make it the layer the viewer is on.
+pub const HOLD_FRAMES: u64 = 3;
+
+/// The layer a viewer's frames come on, told apart from the relay's probes: a layer is held
+/// once [`HOLD_FRAMES`] frames in a row came on it (or at the first frame).
+#[derive(Debug, Default)]
+pub struct LayerHold {
+    /// The layer held.
+    pub on: Option<usize>,
+    /// The run of frames on another layer: which, and how many.
+    run: (usize, u64),
+    /// Changes of the layer held.
+    pub switches: u64,
+    /// Frames of another layer that were not followed by enough of it: probes.
+    pub probes: u64,
+}
+
+impl LayerHold {
+    /// A frame of `layer` came; true when it is on the layer held (a change, perhaps).
+    pub fn frame(&mut self, layer: usize) -> bool {
+        if self.on == Some(layer) {
+            // Back on the layer after a frame or two of another: those were probes.
+            self.probes += std::mem::take(&mut self.run).1;
+            return true;
+        }
+        if self.run.0 != layer {
+            self.probes += self.run.1;
+            self.run = (layer, 0);
+        }
+        self.run.1 += 1;
+        if self.run.1 < HOLD_FRAMES && self.on.is_some() {
+            return false;
+        }
+        if self.on.replace(layer).is_some() {
+            self.switches += 1;
+        }
+        self.run = (0, 0);
+        true
+    }
+}
+
 /// Accumulates a [`Report`] in constant memory.
 #[derive(Debug)]
 pub struct Tracker {
@@ -118,7 +164,7 @@ pub struct Tracker {
     first: Option<Instant>,
     last: Option<Instant>,
     last_header: Option<FrameHeader>,
-    last_layer: Option<usize>,
+    layers: LayerHold,
     /// (seq, capture_us) of the latest [`RECENT`] frames, oldest first.
     recent: VecDeque<(u64, u64)>,
     /// Frame ages in µs, 3 significant digits.
@@ -134,7 +180,7 @@ impl Tracker {
             first: None,
             last: None,
             last_header: None,
-            last_layer: None,
+            layers: LayerHold::default(),
             recent: VecDeque::with_capacity(RECENT),
             ages_us: Histogram::new_with_bounds(1, MAX_AGE_US, 3)
                 .expect("1 µs to an hour at 3 significant digits is a valid histogram"),
@@ -160,6 +206,7 @@ impl Tracker {
                 messages_dropped: 0,
                 layer: String::new(),
                 layer_switches: 0,
+                probe_frames: 0,
             },
         }
     }
@@ -218,10 +265,10 @@ impl Tracker {
 
     /// Notes the layer of the frame just recorded: `layer`, named `name`.
     pub fn layer(&mut self, layer: usize, name: &str) {
-        if self.last_layer.replace(layer).is_some_and(|last| last != layer) {
-            self.report.layer_switches += 1;
-        }
-        if self.report.layer != name {
+        let held = self.layers.frame(layer);
+        (self.report.layer_switches, self.report.probe_frames) =
+            (self.layers.switches, self.layers.probes);
+        if held && self.report.layer != name {
             self.report.layer = name.to_owned();
         }
     }
@@ -285,13 +332,18 @@ mod tests {
     }
 
     #[test]
-    fn layer_changes_are_counted() {
+    fn layer_changes_are_counted_and_probe_frames_are_not_changes() {
         let mut t = Tracker::new();
-        for layer in [0, 0, 1, 1, 1, 0] {
+        // Top, down to 1, a probe of the top (one frame), then up for good.
+        for layer in [0, 0, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0] {
             t.layer(layer, &layer.to_string());
         }
         let r = t.report();
-        assert_eq!((r.layer.as_str(), r.layer_switches), ("0", 2));
+        assert_eq!((r.layer.as_str(), r.layer_switches, r.probe_frames), ("0", 2, 1));
+        // The first frame sets the layer at once.
+        let mut t = Tracker::new();
+        t.layer(1, "small");
+        assert_eq!((t.report().layer.as_str(), t.report().layer_switches), ("small", 0));
     }
 
     #[test]

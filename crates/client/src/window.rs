@@ -463,7 +463,7 @@ struct View {
     notice: Option<Notice>,
     /// The layer shown, with how many times it changed, when the source makes several.
     layer: String,
-    layer_switches: u64,
+    layers: crate::report::LayerHold,
 }
 
 impl View {
@@ -491,7 +491,7 @@ impl View {
             meta_line: String::new(),
             notice: None,
             layer: String::new(),
-            layer_switches: 0,
+            layers: crate::report::LayerHold::default(),
         }
     }
 
@@ -504,10 +504,7 @@ impl View {
 
     fn set_frame(&mut self, frame: &Frame, layer: String) {
         self.last_arrival = Some(Instant::now());
-        if self.layer != layer {
-            if !self.layer.is_empty() && !layer.is_empty() {
-                self.layer_switches += 1;
-            }
+        if self.layers.frame(frame.layer()) && self.layer != layer {
             self.layer = layer;
         }
         // The metadata is the frame's, whether or not its picture decodes.
@@ -589,7 +586,7 @@ impl View {
 
     /// ` layer qvga (2 switches)` when the source makes several layers, else nothing.
     fn layer_label(&self) -> String {
-        match (self.layer.as_str(), self.layer_switches) {
+        match (self.layer.as_str(), self.layers.switches) {
             ("", _) => String::new(),
             (name, 0) => format!(" layer {name}"),
             (name, 1) => format!(" layer {name} (1 switch)"),
