@@ -491,8 +491,10 @@ impl Delivery {
         let layer = frame.layer();
         let stream = &self.stream;
         if let Some(chooser) = &mut self.chooser {
+            // Asked only when a window closes: reading a layer's latest frame takes its
+            // channel's lock, which every viewer's writer would otherwise take each frame.
             let below = chooser.current + 1;
-            let lower = below < MAX_LAYERS && stream.latest_of(below).is_some();
+            let lower = || below < MAX_LAYERS && stream.latest_of(below).is_some();
             let published = stream.frames_published_on(chooser.current);
             if chooser.sent(layer, published, lower, now) {
                 debug!(layer = chooser.current, "too few frames got through: stepping down");
@@ -589,8 +591,14 @@ impl Chooser {
     }
 
     /// A frame of `layer` was written; `published` is the current layer's publish count and
-    /// `lower` whether a smaller layer exists. True when the viewer steps down.
-    pub fn sent(&mut self, layer: usize, published: u64, lower: bool, now: Instant) -> bool {
+    /// `lower` says (when asked) whether a smaller layer exists. True when the viewer steps down.
+    pub fn sent(
+        &mut self,
+        layer: usize,
+        published: u64,
+        lower: impl FnOnce() -> bool,
+        now: Instant,
+    ) -> bool {
         if layer == self.current {
             self.window_sent += 1;
         }
@@ -601,7 +609,7 @@ impl Chooser {
         let share =
             if frames >= MIN_FRAMES { self.window_sent as f64 / frames as f64 } else { 1.0 };
         self.restart_window(published, now);
-        if share < STEP_DOWN_BELOW && lower && self.current + 1 < MAX_LAYERS {
+        if share < STEP_DOWN_BELOW && self.current + 1 < MAX_LAYERS && lower() {
             self.current += 1;
             let flapped = self.last_up.is_some_and(|up| now - up < FLAP_WITHIN);
             self.probe_every = if flapped {
@@ -730,7 +738,7 @@ mod tests {
             *now += Duration::from_millis(34);
             if i < sent {
                 let layer = chooser.current;
-                stepped |= chooser.sent(layer, *published, true, *now);
+                stepped |= chooser.sent(layer, *published, || true, *now);
             }
         }
         stepped
