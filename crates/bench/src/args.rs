@@ -60,7 +60,7 @@ pub struct RunArgs {
     /// Ask for a quality layer in the hello (dronecast viewers): `auto` (the relay's choice
     /// for each viewer's link), `top`, a number (0 the top) or the source's name for one.
     /// Without it the hello names no layers, as an old viewer's, and gets the top layer.
-    #[arg(long, value_name = "LAYER", value_parser = layer)]
+    #[arg(long, value_name = "LAYER", value_parser = cli::args::layer)]
     pub layer: Option<String>,
     /// Print a JSON line on stdout each time a viewer is on another layer
     /// (`{"event":"layer","viewer":0,"layer":1,"name":"small","since_us":…,"at_us":…}`: three
@@ -72,22 +72,6 @@ pub struct RunArgs {
     /// closes, then print the window's figures.
     #[arg(long)]
     pub hold: bool,
-}
-
-/// Checks `--layer`: `auto`, `top`, a layer number or a layer name; returns what the hello
-/// asks for.
-fn layer(s: &str) -> Result<String, String> {
-    use framing::layers::{AUTO, MAX_LAYERS, valid_name};
-    match s {
-        "auto" => Ok(AUTO.to_owned()),
-        "top" => Ok("0".to_owned()),
-        _ => match s.parse::<usize>() {
-            Ok(n) if n < MAX_LAYERS => Ok(n.to_string()),
-            Ok(n) => Err(format!("layer {n}: a stream has layers 0 to {}", MAX_LAYERS - 1)),
-            Err(_) if valid_name(s) => Ok(s.to_owned()),
-            Err(_) => Err(format!("'{s}' is not auto, top, a layer number or a layer name")),
-        },
-    }
 }
 
 /// Flags of every measuring command.

@@ -44,22 +44,6 @@ pub fn subscribe_options() -> relay::SubscribeOptions {
     }
 }
 
-/// Checks `--layer`: `auto` (the relay chooses), `top`, a number (0 the top) or a layer's
-/// name; returns what the hello asks for.
-pub fn layer(s: &str) -> Result<String, String> {
-    use framing::layers::{AUTO, MAX_LAYERS, valid_name};
-    match s {
-        "auto" => Ok(AUTO.to_owned()),
-        "top" => Ok("0".to_owned()),
-        _ => match s.parse::<usize>() {
-            Ok(n) if n < MAX_LAYERS => Ok(n.to_string()),
-            Ok(n) => Err(format!("layer {n}: a stream has layers 0 to {}", MAX_LAYERS - 1)),
-            Err(_) if valid_name(s) => Ok(s.to_owned()),
-            Err(_) => Err(format!("'{s}' is not auto, top, a layer number or a layer name")),
-        },
-    }
-}
-
 /// The name a client gives itself when not told one: this machine's host name, made
 /// printable and cut to [`MAX_NAME_LEN`] bytes; `client` if there is none.
 pub fn default_name() -> String {

@@ -72,7 +72,7 @@ struct Cli {
     /// `auto` lets the relay step this viewer down on a slow link and back up when it
     /// recovers; `top`, a number (0 is the top) or a layer's name pins one.
     #[arg(long, env = "DRONECAST_LAYER", value_name = "NAME|auto", default_value = "auto",
-          value_parser = client::layer)]
+          value_parser = cli::args::layer)]
     layer: String,
     /// Window: pressing key K (a letter or digit, not q) sends TEXT; repeat for more keys.
     #[arg(long, value_name = "K=TEXT", conflicts_with = "headless")]

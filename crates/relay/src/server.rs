@@ -571,11 +571,7 @@ impl Viewer {
             None => "this server has no HTTP port".to_owned(),
         };
         let text = format!("This is a dronecast viewer port, not HTTP: {hint}.\n");
-        let answer = format!(
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
-            text.len()
-        );
+        let answer = crate::http::bad_request(&text);
         let send = async {
             write.write_all(answer.as_bytes()).await?;
             write.shutdown().await

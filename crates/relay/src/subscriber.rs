@@ -312,29 +312,10 @@ impl Subscription {
     /// The next list of the source's streams, for a subscription to
     /// [`framing::ALL_STREAMS`]; `Ok(None)` when the source said goodbye or closed.
     pub async fn next_stream_list(&mut self) -> Result<Option<Vec<String>>, SubscribeError> {
-        let wait = self.idle_timeout;
-        loop {
-            let quiet_until = self.read.get_ref().last + wait;
-            let next = tokio::select! {
-                next = self.read.next() => next,
-                _ = tokio::time::sleep_until(quiet_until) => {
-                    if self.read.get_ref().last + wait > Instant::now() {
-                        continue;
-                    }
-                    return Err(SubscribeError::Idle { addr: self.addr.clone(), wait, pending: 0 });
-                }
-            };
-            return match next {
-                Some(Ok(Message::Heartbeat)) => continue,
-                None | Some(Ok(Message::Goodbye(_))) => Ok(None),
-                Some(Ok(Message::StreamList(names))) => Ok(Some(names)),
-                Some(Ok(other)) => {
-                    Err(SubscribeError::Unexpected { addr: self.addr.clone(), kind: other.name() })
-                }
-                Some(Err(cause)) => {
-                    Err(SubscribeError::Protocol { addr: self.addr.clone(), cause })
-                }
-            };
+        match self.next_message().await? {
+            None => Ok(None),
+            Some(Message::StreamList(names)) => Ok(Some(names)),
+            Some(other) => Err(self.unexpected(other)),
         }
     }
 
@@ -363,6 +344,16 @@ impl Subscription {
     /// The next frame; `Ok(None)` when the source said goodbye or closed cleanly between
     /// messages.
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, SubscribeError> {
+        match self.next_message().await? {
+            None => Ok(None),
+            Some(Message::Frame(frame)) => Ok(Some(frame)),
+            Some(other) => Err(self.unexpected(other)),
+        }
+    }
+
+    /// The next message other than a heartbeat; `Ok(None)` when the source said goodbye or
+    /// closed cleanly between messages. A source silent for the idle timeout is a dead link.
+    async fn next_message(&mut self) -> Result<Option<Message>, SubscribeError> {
         let wait = self.idle_timeout;
         loop {
             let quiet_until = self.read.get_ref().last + wait;
@@ -379,17 +370,19 @@ impl Subscription {
             return match next {
                 Some(Ok(Message::Heartbeat)) => continue,
                 None | Some(Ok(Message::Goodbye(_))) => Ok(None),
-                Some(Ok(Message::Frame(frame))) => Ok(Some(frame)),
-                Some(Ok(Message::Refused(reason))) => {
-                    Err(SubscribeError::Refused { addr: self.addr.clone(), reason })
-                }
-                Some(Ok(other)) => {
-                    Err(SubscribeError::Unexpected { addr: self.addr.clone(), kind: other.name() })
-                }
+                Some(Ok(message)) => Ok(Some(message)),
                 Some(Err(cause)) => {
                     Err(SubscribeError::Protocol { addr: self.addr.clone(), cause })
                 }
             };
+        }
+    }
+
+    /// The error for a message the caller did not expect here: a refusal says why.
+    fn unexpected(&self, message: Message) -> SubscribeError {
+        match message {
+            Message::Refused(reason) => SubscribeError::Refused { addr: self.addr.clone(), reason },
+            other => SubscribeError::Unexpected { addr: self.addr.clone(), kind: other.name() },
         }
     }
 

@@ -273,12 +273,7 @@ impl Conn {
         self.hub.refused.add("plain_on_tls_port");
         let mut request = [0u8; MAX_REQUEST_HEAD];
         let _ = timeout(Duration::from_millis(100), tcp.read(&mut request)).await;
-        let text = "This port speaks HTTPS: open https://… instead of http://….\n";
-        let answer = format!(
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
-            text.len()
-        );
+        let answer = bad_request("This port speaks HTTPS: open https://… instead of http://….\n");
         let send = async {
             tcp.write_all(answer.as_bytes()).await?;
             tcp.shutdown().await
@@ -591,6 +586,16 @@ fn text(status: StatusCode, line: &str) -> Response<Body> {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
+}
+
+/// A whole `400 Bad Request` response saying `text`, for a peer answered outside hyper (on the
+/// wrong port, or in clear on a TLS port), after which the connection closes.
+pub(crate) fn bad_request(text: &str) -> String {
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    )
 }
 
 #[cfg(test)]
