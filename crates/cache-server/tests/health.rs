@@ -58,7 +58,11 @@ async fn healthz_is_503_once_an_upstream_is_down_past_the_grace_and_200_when_bac
         &["--upstream", &format!("back={back_addr}"), "--health-grace", "2"],
     )
     .await?;
-    until(http, "/healthz", 200).await?;
+    // Healthy is not yet connected (a stream down for less than the grace is healthy): the
+    // drone killed before the first dial would never be "lost".
+    for _ in ["front", "back"] {
+        cache.wait_for_line("upstream connected", PATIENCE).await?;
+    }
     assert_eq!(get(http, "/healthz").await?, (200, "ok\n".to_owned()));
 
     back.signal("KILL")?;
