@@ -72,6 +72,14 @@ pub struct RunArgs {
     /// closes, then print the window's figures.
     #[arg(long)]
     pub hold: bool,
+    /// With --tls, only one viewer in N decrypts and measures frames (fps, age); the others
+    /// complete the TLS handshake and the hello (or GET), then discard their ciphertext in the
+    /// kernel unread (recv with MSG_TRUNC) and report a rate from its bytes. The server
+    /// encrypts for every viewer as before: this lets one machine measure a TLS server whose
+    /// viewers' decryption would otherwise take the cores it needs.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub decrypt_every: u16,
 }
 
 /// Flags of every measuring command.
@@ -234,6 +242,13 @@ impl RunArgs {
         if self.http && (self.layer.is_some() || self.layer_events) {
             anyhow::bail!("--layer and --layer-events need dronecast viewers, not --http");
         }
+        let blind = self.decrypt_every > 1;
+        if blind && (rate > 0.0 || self.layer_events || self.hold) {
+            anyhow::bail!(
+                "--decrypt-every leaves most viewers without a way to send or see anything: \
+                 not with --messages-per-second, --layer-events or --hold"
+            );
+        }
         let (warmup, duration) = (self.common.warmup, self.common.duration);
         let load = Load {
             protocol: if self.http { Protocol::Http } else { Protocol::Tcp },
@@ -244,9 +259,16 @@ impl RunArgs {
             layer: self.layer.clone(),
             layer_events: self.layer_events,
             hold: self.hold,
+            decrypt_every: usize::from(self.decrypt_every),
             ..Load::new(server, self.common.viewers, warmup, duration)
         };
-        self.reach.apply(load)
+        let load = self.reach.apply(load)?;
+        if blind && load.tls.is_none() {
+            anyhow::bail!(
+                "--decrypt-every is for TLS viewers (--tls): plain ones cost no decryption"
+            );
+        }
+        Ok(load)
     }
 }
 
@@ -333,6 +355,11 @@ mod tests {
         let l = cli.run.load()?;
         assert!(l.tls.is_some() && l.server == "127.0.0.1:1", "{}", l.server);
         assert!(load(&["--tls", "--tls-ca", "/nonexistent/ca.pem"]).is_err(), "an unreadable CA");
+        assert!(load(&["--decrypt-every", "10"]).is_err(), "plain viewers all decrypt");
+        assert!(load(&["--decrypt-every", "0"]).is_err());
+        let tls = ["--tls", "--tls-pin", PIN, "--decrypt-every", "10"];
+        assert_eq!(load(&tls)?.decrypt_every, 10);
+        assert!(load(&[&tls[..], &["--messages-per-second", "1"]].concat()).is_err());
         Ok(())
     }
 

@@ -103,8 +103,33 @@ pub struct Figures {
     /// Layers the source named in its hello (0 when it named none, or the viewers did not
     /// learn: HTTP).
     pub source_layers: usize,
+    /// TLS viewers that discarded their ciphertext unread ([`Load::decrypt_every`]); every
+    /// figure above except `viewers`, `connected` and `gbit_s` is of the decrypting ones.
+    pub undecrypted: usize,
+    /// The undecrypted viewers' rates, fps, from their bytes: ciphertext per second over
+    /// `ciphertext_bytes_per_frame`. The lowest.
+    pub undecrypted_fps_min: f64,
+    /// Their median.
+    pub undecrypted_fps_p50: f64,
+    /// What a frame costs in ciphertext: the decrypting viewers' mean bytes per frame, plus
+    /// the overhead of the TLS records that carry it (counted high, so that the rates above
+    /// come out low rather than high).
+    pub ciphertext_bytes_per_frame: f64,
     /// The first few viewer errors, for diagnosis.
     pub errors: Vec<String>,
+}
+
+/// Bytes TLS 1.3 adds to a record: its 5-byte header, the inner content type and the 16-byte
+/// AEAD tag.
+const TLS_RECORD_OVERHEAD: f64 = 22.0;
+
+/// Most plaintext in one TLS record.
+const TLS_RECORD_PLAINTEXT: f64 = 16_384.0;
+
+/// The ciphertext a frame of `wire` bytes takes, counted high: its records, plus one more for
+/// the header if it goes in a record of its own.
+fn ciphertext_per_frame(wire: f64) -> f64 {
+    wire + TLS_RECORD_OVERHEAD * ((wire / TLS_RECORD_PLAINTEXT).ceil() + 1.0)
 }
 
 /// Largest value the histograms below tell apart: an hour in µs (a frame age, a first-frame
@@ -150,6 +175,10 @@ pub fn summarize(
     secs: f64,
     server: ServerSample,
 ) -> Figures {
+    let (undecrypted, decrypting): (Vec<&ViewerResult>, Vec<&ViewerResult>) =
+        results.iter().partition(|r| r.undecrypted);
+    let results: Vec<ViewerResult> = decrypting.into_iter().cloned().collect();
+    let results = &results[..];
     let intervals = load.intervals;
     let fps: Vec<f64> = results.iter().map(|r| r.frames as f64 / secs).collect();
     let fps_min = fps.iter().copied().min_by(f64::total_cmp).unwrap_or(0.0);
@@ -166,9 +195,10 @@ pub fn summarize(
     let ages =
         Distribution::of(results.iter().flat_map(|r| r.ages_us.iter().map(|&a| u64::from(a))));
     let first: Vec<f64> = results.iter().filter_map(|r| r.first_frame_ms).collect();
-    let connected = first.len();
+    let connected = first.len() + undecrypted.iter().filter(|r| r.ciphertext_bytes > 0).count();
     let first = Distribution::of(first.iter().map(|ms| (ms * 1000.0) as u64));
-    let bytes: u64 = results.iter().map(|r| r.bytes).sum();
+    let bytes: u64 = results.iter().map(|r| r.bytes).sum::<u64>()
+        + undecrypted.iter().map(|r| r.ciphertext_bytes).sum::<u64>();
     let slice_ms = secs * 1000.0 / intervals.max(1) as f64;
     let age_ms_p99_series = if intervals > 1 {
         let mut slices: Vec<Distribution> = (0..intervals).map(|_| Distribution::new()).collect();
@@ -184,6 +214,17 @@ pub fn summarize(
     };
     let counted: u64 = results.iter().map(|r| r.frames).sum();
     let per_frame = |total: u64| if counted == 0 { 0.0 } else { total as f64 / counted as f64 };
+    let ciphertext_bytes_per_frame =
+        ciphertext_per_frame(per_frame(results.iter().map(|r| r.bytes).sum()));
+    let blind_fps: Vec<f64> = undecrypted
+        .iter()
+        .map(|r| match ciphertext_bytes_per_frame {
+            0.0 => 0.0,
+            per_frame => r.ciphertext_bytes as f64 / secs / per_frame,
+        })
+        .collect();
+    let undecrypted_fps_min = blind_fps.iter().copied().min_by(f64::total_cmp).unwrap_or(0.0);
+    let blind_fps = Distribution::of(blind_fps.iter().map(|f| (f * 1000.0) as u64));
     let meta_bytes_avg = per_frame(results.iter().map(|r| r.meta_bytes).sum());
     let meta_fresh_pct = 100.0 * per_frame(results.iter().map(|r| r.meta_fresh).sum());
     let messages: u64 = results.iter().map(|r| r.messages_sent).sum();
@@ -195,7 +236,7 @@ pub fn summarize(
         mode,
         protocol: load.protocol.name(),
         tls: load.tls.is_some(),
-        viewers: results.len(),
+        viewers: results.len() + undecrypted.len(),
         stalled: load.stalled,
         connected,
         duration_s: secs,
@@ -226,6 +267,10 @@ pub fn summarize(
         layer_frames: layers.frames,
         layer_fps: layers.fps,
         source_layers: layers.named,
+        undecrypted: undecrypted.len(),
+        undecrypted_fps_min,
+        undecrypted_fps_p50: thousandths(blind_fps.quantile(0.5)),
+        ciphertext_bytes_per_frame,
         errors,
     }
 }
@@ -353,6 +398,18 @@ impl Figures {
                 self.layer
             ));
         }
+        if self.undecrypted > 0 {
+            out.push_str(&format!(
+                "undecrypted    {n} of the viewers discarded their TLS unread; the figures above \
+                 but throughput are the other {d}'s\n\
+                 undecrypted    fps from bytes min {min:.1}  p50 {p50:.1} ({per:.0} bytes of TLS a frame)\n",
+                n = self.undecrypted,
+                d = self.viewers - self.undecrypted,
+                min = self.undecrypted_fps_min,
+                p50 = self.undecrypted_fps_p50,
+                per = self.ciphertext_bytes_per_frame,
+            ));
+        }
         for err in &self.errors {
             out.push_str(&format!("viewer error: {err}\n"));
         }
@@ -392,6 +449,9 @@ pub fn median(runs: &[Figures]) -> Option<Figures> {
     out.meta_fresh_pct = mid(&|s| s.meta_fresh_pct);
     out.messages_per_s = mid(&|s| s.messages_per_s);
     out.layer_switches = mid(&|s| s.layer_switches as f64) as u64;
+    out.undecrypted_fps_min = mid(&|s| s.undecrypted_fps_min);
+    out.undecrypted_fps_p50 = mid(&|s| s.undecrypted_fps_p50);
+    out.ciphertext_bytes_per_frame = mid(&|s| s.ciphertext_bytes_per_frame);
     out.connected = runs.iter().map(|s| s.connected).min().unwrap_or(0);
     out.mode = "median";
     Some(out)

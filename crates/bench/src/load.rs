@@ -93,6 +93,12 @@ pub struct Load {
     pub token: Token,
     /// TLS to the server: how the viewers trust it. `None`: plain TCP.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// With TLS, one measuring viewer in this many decrypts and measures its frames; the
+    /// others ([`undecrypted_viewer`]) complete the handshake and their hello or request,
+    /// then discard the ciphertext unread and count its bytes. The server encrypts for every
+    /// viewer all the same; what this spares is this process's decryption, which on one
+    /// machine competes with the server for the same cores. 1: every viewer decrypts.
+    pub decrypt_every: usize,
     /// The quality layer dronecast viewers ask for: `None` for a hello without
     /// [`framing::features::LAYERS`] (the top layer only, as an old viewer gets), else the
     /// hello's `layers` field ([`framing::layers::AUTO`], empty, for the relay's choice).
@@ -116,6 +122,12 @@ impl fmt::Debug for Token {
 }
 
 impl Load {
+    /// Whether measuring viewer `index` decrypts ([`Load::decrypt_every`]); every viewer of a
+    /// plain load does.
+    pub fn decrypts(&self, index: usize) -> bool {
+        self.tls.is_none() || index.is_multiple_of(self.decrypt_every.max(1))
+    }
+
     /// A load of `viewers` dronecast viewers against `server` with nothing else going on.
     pub fn new(server: &str, viewers: usize, warmup: Duration, duration: Duration) -> Load {
         Load {
@@ -132,6 +144,7 @@ impl Load {
             streams: Vec::new(),
             token: Token::default(),
             tls: None,
+            decrypt_every: 1,
             layer: None,
             layer_events: false,
             hold: false,
@@ -151,7 +164,7 @@ impl Load {
 }
 
 /// What one viewer saw inside the measurement window.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ViewerResult {
     /// The index in [`Load::streams`] of the stream it watched (0 for the default stream).
     pub stream: usize,
@@ -185,6 +198,12 @@ pub struct ViewerResult {
     pub layer_switches: u64,
     /// The layer the viewer was on ([`LayerTrack::steady`]) at its last counted frame.
     pub layer_at_end: Option<usize>,
+    /// A TLS viewer that discarded its ciphertext unread ([`Load::decrypt_every`]): it counts
+    /// no frames, only `ciphertext_bytes`.
+    pub undecrypted: bool,
+    /// Bytes such a viewer received inside the window (TLS records: frames, their headers,
+    /// heartbeats and the records' own overhead).
+    pub ciphertext_bytes: u64,
 }
 
 /// Frames in a row of one layer before a viewer counts as being on it. The relay tests the
@@ -345,6 +364,9 @@ where
         let joined = Joined(Some(joined.clone()));
         tasks.push(tokio::spawn(async move {
             match shared.load.protocol {
+                _ if !shared.load.decrypts(index) => {
+                    undecrypted_viewer(&shared, index, joined).await
+                }
                 Protocol::Tcp => tcp_viewer(&shared, index, joined).await,
                 Protocol::Http => http_viewer(&shared, index, joined).await,
             }
@@ -591,20 +613,78 @@ async fn http_viewer(shared: &Shared, index: usize, mut joined: Joined) -> Viewe
 async fn stall(load: &Load, stream: &str) -> anyhow::Result<Conn> {
     const AGENT: &str = "relay-bench/stalled";
     let mut conn = dial::connect(&load.server, load.tls.as_ref(), JOIN_PATIENCE).await?;
-    let request = match load.protocol {
-        Protocol::Tcp => {
-            let token = Bytes::from(load.token.0.clone());
-            let hello =
-                Hello { stream: stream.to_owned(), token, ..Hello::new(Role::Viewer, AGENT) };
-            hello.to_bytes().to_vec()
-        }
-        Protocol::Http => mjpeg::request(&load.server, stream, AGENT, &load.token.0).into_bytes(),
-    };
+    let request = ask(load, stream, AGENT);
     timeout(JOIN_PATIENCE, conn.write_all(&request)).await??;
     // Through TLS, the request is only on its way once flushed.
     timeout(JOIN_PATIENCE, conn.flush()).await??;
     Ok(conn)
 }
+
+/// What a viewer that parses nothing sends to be sent `stream`: a dronecast hello, or the
+/// HTTP request.
+fn ask(load: &Load, stream: &str, agent: &str) -> Vec<u8> {
+    match load.protocol {
+        Protocol::Tcp => {
+            let token = Bytes::from(load.token.0.clone());
+            let hello =
+                Hello { stream: stream.to_owned(), token, ..Hello::new(Role::Viewer, agent) };
+            hello.to_bytes().to_vec()
+        }
+        Protocol::Http => mjpeg::request(&load.server, stream, agent, &load.token.0).into_bytes(),
+    }
+}
+
+/// A TLS viewer that does not decrypt ([`Load::decrypt_every`]): TCP, the TLS handshake and
+/// its hello (or request) through TLS as any viewer, then it leaves TLS and discards what
+/// arrives with `recv(MSG_TRUNC)` — the kernel drops the bytes without copying them out —
+/// counting them. The server cannot tell it from a decrypting viewer: it reads at once
+/// whatever it is sent, so the server's latest-frame delivery sends it every frame it can.
+async fn undecrypted_viewer(shared: &Shared, index: usize, mut joined: Joined) -> ViewerResult {
+    const AGENT: &str = concat!("relay-bench/", env!("CARGO_PKG_VERSION"), " (undecrypted)");
+    let mut result = ViewerResult { undecrypted: true, ..ViewerResult::default() };
+    let load = &shared.load;
+    let request = ask(load, load.stream_of(index), AGENT);
+    let opened =
+        dial::connect_tls_then_leave(&load.server, load.tls.as_ref(), &request, JOIN_PATIENCE);
+    let opened = opened.await;
+    joined.done();
+    let tcp = match opened {
+        Ok(tcp) => tcp,
+        Err(err) => {
+            result.error = Some(format!("{err:#}"));
+            return result;
+        }
+    };
+    // Never read into: MSG_TRUNC only needs its length.
+    let mut sink = vec![std::mem::MaybeUninit::<u8>::uninit(); DISCARD_AT_ONCE];
+    let socket = socket2::SockRef::from(&tcp);
+    let failed = loop {
+        let ready = tokio::select! {
+            _ = shared.done.cancelled() => break None,
+            ready = timeout(IDLE_PATIENCE, tcp.readable()) => ready,
+        };
+        match ready {
+            Err(_) => break Some(format!("{} sent nothing for {IDLE_PATIENCE:?}", load.server)),
+            Ok(Err(err)) => break Some(format!("waiting for the stream: {err}")),
+            Ok(Ok(())) => {}
+        }
+        let discarded = tcp.try_io(tokio::io::Interest::READABLE, || {
+            socket.recv_with_flags(&mut sink, libc::MSG_TRUNC)
+        });
+        match discarded {
+            Ok(0) => break Some("server closed the stream".into()),
+            Ok(n) if shared.window.contains(now_us()) => result.ciphertext_bytes += n as u64,
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) => break Some(format!("reading the stream: {err}")),
+        }
+    };
+    result.error = failed;
+    result
+}
+
+/// Bytes an undecrypted viewer discards a call (several frames' worth, as TLS records).
+const DISCARD_AT_ONCE: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {

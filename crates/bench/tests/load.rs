@@ -2,7 +2,8 @@
 //! data on every frame, served on both ports. The dronecast and the HTTP viewers report the
 //! same figures, messages reach the source, a stalled HTTP viewer harms nobody, and viewers
 //! get (and count) the quality layer they ask for. Viewers spread over named streams are
-//! counted per stream; over TLS with a token they see the same.
+//! counted per stream; over TLS with a token they see the same, and so do the viewers that
+//! discard their TLS unread (`decrypt_every`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,6 +183,19 @@ async fn viewers_with_the_token_watch_over_tls_and_others_are_told_why_not() {
         assert!(f.errors.is_empty(), "{:?}", f.errors);
         assert!(f.tls && f.connected == 5 && f.fps_min >= 20.0, "{f:?}");
         assert!(f.table().contains("+tls viewers 5/5 (+1 stalled)"), "{}", f.table());
+    }
+    // One viewer in two discards its TLS unread: its rate comes from its bytes, and the server
+    // serves it as any other (30 fps published, so about 30, never far above).
+    for protocol in [Protocol::Tcp, Protocol::Http] {
+        let server = if protocol == Protocol::Tcp { &relay.tcp } else { &relay.http };
+        let half = Load { viewers: 6, decrypt_every: 2, ..secure(server, protocol) };
+        let f = bench::measure("relay", &half, None).await;
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert_eq!((f.viewers, f.connected, f.undecrypted), (6, 6, 3), "{f:?}");
+        assert!(f.fps_min >= 20.0, "the decrypting three: {f:?}");
+        assert!(f.undecrypted_fps_min >= 20.0 && f.undecrypted_fps_p50 <= 31.0, "{f:?}");
+        assert!(f.ciphertext_bytes_per_frame > 20_000.0, "{f:?}");
+        assert!(f.table().contains("undecrypted    3 of the viewers"), "{}", f.table());
     }
     let wrong_pin =
         relay::tls::client_config(&relay::tls::Trust::Pin(relay::tls::Fingerprint([7; 32])));
