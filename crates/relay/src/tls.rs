@@ -106,9 +106,9 @@ impl FromStr for Fingerprint {
 
 /// ring's suites with TLS 1.3's AES-128-GCM first (ring lists AES-256-GCM first). A TLS 1.3
 /// server takes the client's order, so this is what our viewers and upstream links ask for:
-/// the suite browsers and curl ask for first, as sound for a video stream, and about a
-/// quarter cheaper per byte than AES-256 (10 AES rounds, not 14) for the relay that encrypts
-/// every frame once per viewer (docs/BENCHMARKS.md, target 12).
+/// the suite browsers and curl ask for first, as sound for a video stream, and cheaper per
+/// byte than AES-256 (10 AES rounds a block, not 14) for a relay that seals every frame once
+/// per viewer (docs/BENCHMARKS.md, target 12).
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     let mut provider = rustls::crypto::ring::default_provider();
     let first = rustls::CipherSuite::TLS13_AES_128_GCM_SHA256;
