@@ -94,7 +94,7 @@ pub struct Load {
     /// TLS to the server: how the viewers trust it. `None`: plain TCP.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// With TLS, one measuring viewer in this many decrypts and measures its frames; the
-    /// others ([`undecrypted_viewer`]) complete the handshake and their hello or request,
+    /// others (undecrypted viewers) complete the handshake and their hello or request,
     /// then discard the ciphertext unread and count its bytes. The server encrypts for every
     /// viewer all the same; what this spares is this process's decryption, which on one
     /// machine competes with the server for the same cores. 1: every viewer decrypts.
