@@ -195,9 +195,17 @@ impl ServerTls {
         &self,
         tcp: TcpStream,
     ) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
-        self.acceptor.accept(tcp).await
+        let mut tls = self.acceptor.accept(tcp).await?;
+        tls.get_mut().1.set_buffer_limit(Some(SEALED_AHEAD));
+        Ok(tls)
     }
 }
+
+/// Sealed records a viewer's connection may hold before the socket takes them. rustls' default
+/// (64 KiB) is less than a 640×480 frame, which then took two rounds of sealing and two writes;
+/// with room for a whole frame it is sealed at once and leaves in one `writev`. A stalled
+/// viewer holds at most this much, beside its kernel socket buffers.
+const SEALED_AHEAD: usize = 128 * 1024;
 
 /// True when `first` is how a TLS handshake begins (a handshake record, TLS 1.x).
 pub fn looks_like_tls(first: &[u8]) -> bool {
