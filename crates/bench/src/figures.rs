@@ -175,9 +175,8 @@ pub fn summarize(
     secs: f64,
     server: ServerSample,
 ) -> Figures {
-    let (undecrypted, decrypting): (Vec<&ViewerResult>, Vec<&ViewerResult>) =
+    let (undecrypted, results): (Vec<&ViewerResult>, Vec<&ViewerResult>) =
         results.iter().partition(|r| r.undecrypted);
-    let results: Vec<ViewerResult> = decrypting.into_iter().cloned().collect();
     let results = &results[..];
     let intervals = load.intervals;
     let fps: Vec<f64> = results.iter().map(|r| r.frames as f64 / secs).collect();
@@ -285,7 +284,7 @@ struct Layers {
 }
 
 impl Layers {
-    fn of(results: &[ViewerResult], secs: f64) -> Layers {
+    fn of(results: &[&ViewerResult], secs: f64) -> Layers {
         let names = results.iter().map(|r| &r.layer_names).find(|n| !n.is_empty());
         let names = names.map_or(&[][..], Vec::as_slice);
         let mut on_at_end = [0usize; MAX_LAYERS];

@@ -164,7 +164,7 @@ impl Load {
 }
 
 /// What one viewer saw inside the measurement window.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct ViewerResult {
     /// The index in [`Load::streams`] of the stream it watched (0 for the default stream).
     pub stream: usize,
@@ -683,8 +683,9 @@ async fn undecrypted_viewer(shared: &Shared, index: usize, mut joined: Joined) -
     result
 }
 
-/// Bytes an undecrypted viewer discards a call (several frames' worth, as TLS records).
-const DISCARD_AT_ONCE: usize = 1 << 20;
+/// Bytes an undecrypted viewer discards a call (a few frames' worth of TLS records; the
+/// kernel never writes into it, and a readiness event seldom finds more).
+const DISCARD_AT_ONCE: usize = 256 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -652,14 +652,14 @@ impl Viewer {
     ) -> Result<Sent, ViewerError> {
         let limit = self.hub.config().viewer_timeout;
         tokio::select! {
-            written = timeout(limit, write_whole(write, message)) => match written {
+            written = timeout(limit, socket::write_whole(write, &mut *message)) => match written {
                 Err(_) => Err(ViewerError::Stalled(limit)),
                 Ok(result) => result.map(|()| Sent::Whole).map_err(ViewerError::from),
             },
             _ = self.shutdown.cancelled() => {
                 let finish = async {
                     write.write_all_buf(message).await?;
-                    write_whole(write, &mut Message::goodbye("server shutting down")).await
+                    socket::write_whole(write, Message::goodbye("server shutting down")).await
                 };
                 let _ = timeout(SHUTDOWN_GRACE, finish).await;
                 Ok(Sent::Stopped)
@@ -746,19 +746,8 @@ enum Sent {
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 
 async fn goodbye<W: AsyncWrite + Unpin>(write: &mut W, reason: &str) {
-    let _ = timeout(SHUTDOWN_GRACE, write_whole(write, &mut Message::goodbye(reason))).await;
-}
-
-/// Writes `message` and flushes it. Over TLS a write is done once rustls has taken the
-/// plaintext, and when the socket is full the last records it sealed stay in its buffer until
-/// the next write — the next frame, or a heartbeat a quiet source sends half a second later;
-/// flushing sends them now. On a plain socket the flush costs nothing.
-async fn write_whole<W: AsyncWrite + Unpin>(
-    write: &mut W,
-    message: &mut impl Buf,
-) -> std::io::Result<()> {
-    write.write_all_buf(message).await?;
-    write.flush().await
+    let goodbye = socket::write_whole(write, Message::goodbye(reason));
+    let _ = timeout(SHUTDOWN_GRACE, goodbye).await;
 }
 
 #[cfg(test)]

@@ -1,10 +1,24 @@
-//! TCP options for every dronecast connection.
+//! TCP options for every dronecast connection, and the one way a whole message is written.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Buf;
 use socket2::{SockRef, TcpKeepalive};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// Writes `message` and flushes it. Over TLS a write is done once rustls has taken the
+/// plaintext, and when the socket is full the last records it sealed stay in its buffer until
+/// the next write — the next frame, or a heartbeat a quiet source sends half a second later;
+/// flushing sends them now. On a plain socket the flush costs nothing.
+pub(crate) async fn write_whole<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    mut message: impl Buf,
+) -> std::io::Result<()> {
+    write.write_all_buf(&mut message).await?;
+    write.flush().await
+}
 
 /// Pending connections the kernel queues for a listener. Tokio's default (1024) overflows
 /// when a thousand viewers join at once; the kernel caps this at `net.core.somaxconn`.

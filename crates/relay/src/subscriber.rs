@@ -272,12 +272,7 @@ pub async fn subscribe(
         ..Hello::new(Role::Viewer, &options.agent)
     };
     let ours = ours.to_bytes();
-    // Flushed: over TLS, what rustls sealed but the socket did not take would wait for our
-    // next write.
-    let send = async {
-        write.write_all(&ours).await?;
-        write.flush().await
-    };
+    let send = socket::write_whole(&mut write, ours);
     timeout(wait, send).await.map_err(|_| timed_out())?.map_err(io_err)?;
     let hello = match timeout(wait, read.next()).await.map_err(|_| timed_out())? {
         None => return Err(SubscribeError::ClosedEarly { addr: addr.to_owned() }),
@@ -338,11 +333,7 @@ impl Subscription {
             return Err(SubscribeError::NoMessages { addr: self.addr.clone() });
         }
         let wait = self.idle_timeout;
-        let send = async {
-            self.write.write_all(&message.to_bytes()).await?;
-            self.write.flush().await
-        };
-        match timeout(wait, send).await {
+        match timeout(wait, socket::write_whole(&mut self.write, message.to_bytes())).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => {
                 Err(SubscribeError::Protocol { addr: self.addr.clone(), cause: err.into() })

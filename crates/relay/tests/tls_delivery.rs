@@ -21,8 +21,9 @@ use tokio::time::{Instant, Sleep, timeout};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-/// Reads at most `CHUNK` bytes, then pauses `PAUSE`: about 4 MB/s, a link slower than the
-/// server, so its socket fills and its writes stop part way.
+/// Reads at most `CHUNK` bytes, then pauses `PAUSE`: at most 4 MB/s (about 2 with the timer's
+/// granularity), a link slower than the server, so its socket fills and its writes stop part
+/// way.
 struct Slow<R> {
     inner: R,
     pause: Option<Pin<Box<Sleep>>>,
