@@ -488,7 +488,12 @@ async fn head_404_405_every_url_alias_and_the_state_document() -> anyhow::Result
 
     // /state, with one HTTP viewer in it: every field the page and the README use.
     let viewer = MjpegViewer::open(http, "/stream.mjpg", "state-test/1.0").await?.read_on();
-    let state = wait_state(http, "the viewer", |s| viewer_at(s, viewer.local).is_some()).await?;
+    // The alias viewers above are closed, but the server learns it only at its next write to
+    // them (the next frame or heartbeat): wait until it has, so that only this viewer is listed.
+    let state = wait_state(http, "the viewer, alone", |s| {
+        viewer_at(s, viewer.local).is_some() && s["viewers"] == 1
+    })
+    .await?;
     check_state_document(&state, viewer.local)?;
     viewer.finish().await?;
     stop(drone, cache).await
